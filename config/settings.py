@@ -1,0 +1,165 @@
+"""The one typed settings object. Nothing else in the code base reads the environment."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Well-known development values. Production refuses to start with any of them.
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105
+DEV_PII_KEY = "ZGV2LW9ubHktcGlpLWtleS0zMi1ieXRlcy1sb25nISE="  # base64 of 32 dev bytes
+
+
+class Profile(StrEnum):
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """Settings that would make the service unsafe or unable to run."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_prefix="ESTATE_", extra="ignore", env_nested_delimiter="__"
+    )
+
+    profile: Profile = Profile.EMBEDDED
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    public_base_url: str = ""
+
+    # Storage
+    database_url: str = Field(default="sqlite://var/estate.sqlite3", validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+
+    # Secrets
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    pii_key: SecretStr = SecretStr(DEV_PII_KEY)  # base64, 32 bytes: AES-256-GCM for ID numbers at rest
+    blind_index_key: SecretStr = SecretStr(DEV_SECRET + "-blind-index")
+    jwt_private_key_file: Path | None = None  # PEM, Ed25519; the embedded default derives a dev key
+    jwt_previous_public_key_files: list[Path] = []  # still accepted during a rotation
+    jwt_issuer: str = "https://estate.example.gov.cn"
+    jwt_audience: str = "estate-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+
+    # Sign-in by SMS
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+    otp_cooldown_s: int = 60
+    otp_daily_cap_per_phone: int = 10
+    otp_hourly_cap_per_ip: int = 30
+    staff_login_max_failures: int = 5
+
+    # External systems. Empty base URL in the embedded profile = start the simulator in-process.
+    simulators_in_process: bool = True
+    simulator_host: str = "127.0.0.1"
+    simulator_base_port: int = 0  # 0 = ephemeral ports; the demo fixes them so URLs can be documented
+    civil_registry_url: str = ""
+    tax_url: str = ""
+    elicense_url: str = ""
+    appointment_centre_url: str = ""
+    sms_gateway_url: str = ""
+    sms_gateway_api_key: SecretStr = SecretStr("sim-sms-key")
+    utility_providers_file: Path = Path(__file__).with_name("providers.toml")
+    banks_file: Path = Path(__file__).with_name("banks.toml")
+    external_timeout_s: float = 3.0
+    external_retries: int = 2
+    # Added for integrations/: backoff between retries, simulator URLs for config entries with an
+    # empty base_url / callback_url, and adapter choice per system ({"tax": "http-json-v1"}).
+    external_backoff_initial_s: float = 0.2
+    external_backoff_max_s: float = 2.0
+    utilities_simulator_url: str = ""
+    banks_simulator_url: str = ""
+    external_adapters: dict[str, str] = {}
+
+    # Outbox
+    outbox_in_process: bool = True
+    outbox_batch_size: int = 20
+    outbox_poll_interval_s: float = 0.5
+    outbox_lease_s: float = 30.0
+    outbox_max_attempts: int = 8
+
+    # Demo data
+    demo_seed: int = 20261129
+    demo_persons: int = 2000
+    demo_units: int = 3000
+    load_demo_data: bool = False
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _check_profile(self) -> Settings:
+        if self.profile is Profile.PRODUCTION:
+            problems = []
+            if self.secret_key.get_secret_value() == DEV_SECRET:
+                problems.append("ESTATE_SECRET_KEY is the development default")
+            if self.pii_key.get_secret_value() == DEV_PII_KEY:
+                problems.append("ESTATE_PII_KEY is the development default")
+            if self.blind_index_key.get_secret_value().startswith(DEV_SECRET):
+                problems.append("ESTATE_BLIND_INDEX_KEY is the development default")
+            if self.jwt_private_key_file is None:
+                problems.append("ESTATE_JWT_PRIVATE_KEY_FILE is not set")
+            if self.database_url.startswith("sqlite"):
+                problems.append("DATABASE_URL must point at PostgreSQL")
+            if not self.redis_url:
+                problems.append("REDIS_URL is required")
+            if self.simulators_in_process:
+                problems.append("ESTATE_SIMULATORS_IN_PROCESS must be false")
+            if problems:
+                raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
+        if self.workers > 1 and (self.database_url.startswith("sqlite") or not self.redis_url):
+            raise ConfigurationError("more than one worker needs PostgreSQL and Redis")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.host}:{self.port}"
+
+    def tortoise_config(self) -> dict[str, Any]:
+        return tortoise_config(self.database_url)
+
+
+MODEL_MODULES = [
+    "services.models.registry",
+    "services.models.accounts",
+    "services.models.outbox",
+]
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite://") and not database_url.startswith("sqlite://:memory:"):
+        Path(database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "services.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
+
+
+def _cli_tortoise_config() -> dict[str, Any]:
+    """Used by `python -m tortoise -c config.settings.TORTOISE_ORM`."""
+    return load_settings().tortoise_config()

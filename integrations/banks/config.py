@@ -1,0 +1,112 @@
+"""Bank catalogue (config/banks.toml), shared by the callbacks and the OAuth client-credentials code.
+
+Secrets may be given inline (demo values) or, as production does, through `client_secret_file` /
+`callback_secret_file` (e.g. a mounted secret); a file wins over an inline value.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config.settings import ConfigurationError
+
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_CODE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+MIN_SECRET_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    code: str  # e.g. icbc-sh
+    name: str
+    uscc: str  # unified social credit code, GB 32100-2015
+    client_id: str
+    client_secret: str = field(repr=False)
+    callback_url: str  # empty = the bank simulator
+    callback_secret: str = field(repr=False)
+    scopes: tuple[str, ...] = ()
+    adapter: str = "signed-json-v1"
+
+
+def uscc_valid(code: str) -> bool:
+    """GB 32100-2015 check character, and the embedded GB 11714 organisation code's own check."""
+    if len(code) != 18 or any(c not in _USCC_CHARS for c in code):
+        return False
+    values = [_USCC_CHARS.index(c) for c in code]
+    if (31 - sum(v * w for v, w in zip(values[:17], _USCC_WEIGHTS, strict=True)) % 31) % 31 != values[17]:
+        return False
+    org = code[8:17]
+    org_values = [_USCC_CHARS.index(c) for c in org[:8]]
+    check = 11 - sum(v * w for v, w in zip(org_values, _ORG_WEIGHTS, strict=True)) % 11
+    return org[8] == {10: "X", 11: "0"}.get(check, str(check))
+
+
+def load_banks(path: Path | str) -> list[BankConfig]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read banks from {path}: {exc}") from exc
+    return parse_banks(data, source=str(path), base_dir=path.parent)
+
+
+def parse_banks(
+    data: Mapping[str, Any], *, source: str = "<banks>", base_dir: Path | None = None
+) -> list[BankConfig]:
+    problems: list[str] = []
+    banks: list[BankConfig] = []
+    for index, entry in enumerate(data.get("bank", [])):
+        try:
+            banks.append(_bank(entry, base_dir))
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            problems.append(f"bank #{index + 1} ({entry.get('code', '?')}): {exc}")
+    for attribute in ("code", "client_id"):
+        values = [getattr(b, attribute) for b in banks]
+        problems += [f"{attribute} {v!r} is used twice" for v in sorted(set(values)) if values.count(v) > 1]
+    if problems:
+        raise ConfigurationError(f"{source}: " + "; ".join(problems))
+    return banks
+
+
+def _bank(entry: Mapping[str, Any], base_dir: Path | None) -> BankConfig:
+    code = str(entry["code"])
+    if not _CODE.match(code):
+        raise ValueError("code must be lower-case letters, digits and dashes")
+    uscc = str(entry["uscc"]).upper()
+    if not uscc_valid(uscc):
+        raise ValueError(f"unified social credit code {uscc} fails its check")
+    scopes = entry.get("scopes", [])
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise TypeError("scopes must be a list of strings")
+    return BankConfig(
+        code=code,
+        name=str(entry["name"]),
+        uscc=uscc,
+        client_id=str(entry["client_id"]),
+        client_secret=_secret(entry, "client_secret", base_dir),
+        callback_url=str(entry.get("callback_url", "")),
+        callback_secret=_secret(entry, "callback_secret", base_dir),
+        scopes=tuple(scopes),
+        adapter=str(entry.get("adapter", "signed-json-v1")),
+    )
+
+
+def _secret(entry: Mapping[str, Any], name: str, base_dir: Path | None) -> str:
+    file = entry.get(f"{name}_file")
+    if file:
+        path = Path(str(file))
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        value = path.read_text(encoding="utf-8").strip()
+    else:
+        value = str(entry.get(name, ""))
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{name} is missing or shorter than {MIN_SECRET_LENGTH} characters")
+    return value

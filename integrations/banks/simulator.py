@@ -1,0 +1,79 @@
+"""A bank's callback receiver: verifies the signature, records every delivery, dedupes by key.
+
+Serves `POST /<bank code>/callback` for each configured bank; lists what it received at
+`GET /_sim/callbacks?bank=<code>` (newest last) and through `sim.received(bank_code)`.
+Filing references listed in `sim.unknown_filings` are answered with business code 1001.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from integrations.banks.base import BAD_SIGNATURE, SIGNATURE_HEADER
+from integrations.banks.config import BankConfig
+from integrations.banks.http import signature_valid
+from integrations.simulator import Reply, SimRejection, Simulator
+
+
+class BankCallbackSimulator(Simulator):
+    name = "banks"
+
+    def __init__(self, banks: Iterable[BankConfig] = (), **kwargs: Any) -> None:
+        self.secrets = {bank.code: bank.callback_secret for bank in banks}
+        self.deliveries: list[dict[str, Any]] = []
+        self.unknown_filings: set[str] = set()
+        super().__init__(**kwargs)
+
+    def _reset_effects(self) -> None:
+        self.deliveries.clear()
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"deliveries": len(self.deliveries)}
+
+    def received(self, bank_code: str | None = None, *, valid_only: bool = True) -> list[dict[str, Any]]:
+        return [
+            d
+            for d in self.deliveries
+            if (bank_code is None or d["bank_code"] == bank_code) and (d["signature_valid"] or not valid_only)
+        ]
+
+    def _setup_routes(self) -> None:
+        self.route("POST", "/{bank}/callback", "receive_callback", self._receive, effectful=True)
+        self.app.router.add_get("/_sim/callbacks", self._admin_callbacks)
+
+    async def _receive(self, request: web.Request) -> Reply:
+        bank = request.match_info["bank"]
+        secret = self.secrets.get(bank)
+        if secret is None:
+            raise SimRejection(404, "UNKNOWN_BANK", f"no bank {bank} here")
+        raw = await request.read()
+        valid = signature_valid(secret, raw, request.headers.get(SIGNATURE_HEADER))
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        self.deliveries.append(
+            {
+                "bank_code": bank,
+                "signature_valid": valid,
+                "idempotency_key": request.headers.get("Idempotency-Key"),
+                "payload": payload,
+                "received_at": self.clock().isoformat(),
+            }
+        )
+        if not valid:
+            raise SimRejection(401, BAD_SIGNATURE, "signature does not match the body")
+        if not isinstance(payload, dict):
+            raise SimRejection(400, "BAD_REQUEST", "body is not a JSON object")
+        if payload.get("filing_ref") in self.unknown_filings:
+            return Reply(200, {"code": "1001", "message": "未找到该抵押备案"})
+        receipt_no = f"{bank.upper()}-{len(self.deliveries):08d}"
+        return Reply(200, {"code": "0000", "message": "成功", "receipt_no": receipt_no})
+
+    async def _admin_callbacks(self, request: web.Request) -> web.Response:
+        bank = request.query.get("bank")
+        return Reply(200, self.received(bank, valid_only=False)).to_response()

@@ -1,0 +1,16 @@
+"""Utility providers (water, electricity, gas, cable TV): account transfers on a change of owner."""
+
+from integrations.utilities.base import TransferStatus, UtilityKind, UtilityProvider, UtilityTransfer
+from integrations.utilities.config import ProviderCatalogue, ProviderConfig, load_providers
+from integrations.utilities.router import UtilityRouter
+
+__all__ = [
+    "ProviderCatalogue",
+    "ProviderConfig",
+    "TransferStatus",
+    "UtilityKind",
+    "UtilityProvider",
+    "UtilityRouter",
+    "UtilityTransfer",
+    "load_providers",
+]

@@ -1,0 +1,150 @@
+"""The one domain error hierarchy.
+
+Each error has a stable machine `code`, a Chinese and an English message, and structured
+fields. No HTTP statuses here: `api/errors.py` maps classes to statuses in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    code: ClassVar[str] = "DOMAIN_ERROR"
+    title_zh: ClassVar[str] = "请求无法完成"
+    title_en: ClassVar[str] = "The request cannot be completed"
+
+    def __init__(self, detail_zh: str | None = None, detail_en: str | None = None, **fields: Any) -> None:
+        self.detail_zh = detail_zh or self.title_zh
+        self.detail_en = detail_en or self.title_en
+        self.fields = fields
+        super().__init__(self.detail_en)
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_FAILED"
+    title_zh = "请求参数不合法"
+    title_en = "The request is not valid"
+
+
+class InvalidIdNumber(ValidationFailed):
+    code = "INVALID_ID_NUMBER"
+    title_zh = "居民身份证号码不合法"
+    title_en = "The resident ID number is not valid"
+
+
+class InvalidCreditCode(ValidationFailed):
+    code = "INVALID_CREDIT_CODE"
+    title_zh = "统一社会信用代码不合法"
+    title_en = "The unified social credit code is not valid"
+
+
+class InvalidUnitNumber(ValidationFailed):
+    code = "INVALID_UNIT_NUMBER"
+    title_zh = "不动产单元号不合法"
+    title_en = "The real-estate unit number is not valid"
+
+
+class InvalidCertificateNumber(ValidationFailed):
+    code = "INVALID_CERTIFICATE_NUMBER"
+    title_zh = "不动产权证书号不合法"
+    title_en = "The certificate number is not valid"
+
+
+class InvalidPhone(ValidationFailed):
+    code = "INVALID_PHONE"
+    title_zh = "手机号码不合法"
+    title_en = "The phone number is not valid"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+    title_zh = "未找到该资源"
+    title_en = "Not found"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+    title_zh = "请求与当前状态冲突"
+    title_en = "The request conflicts with the current state"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    title_zh = "幂等键已用于不同的请求"
+    title_en = "The idempotency key was used for a different request"
+
+
+# --- authentication and authorisation ------------------------------------------------------------
+
+
+class AuthenticationFailed(DomainError):
+    code = "AUTHENTICATION_FAILED"
+    title_zh = "身份认证失败"
+    title_en = "Authentication failed"
+
+
+class TokenInvalid(AuthenticationFailed):
+    code = "TOKEN_INVALID"
+    title_zh = "令牌无效或已过期"
+    title_en = "The token is invalid or expired"
+
+
+class RefreshTokenReused(AuthenticationFailed):
+    code = "REFRESH_TOKEN_REUSED"
+    title_zh = "刷新令牌被重复使用，该登录已被注销"
+    title_en = "The refresh token was reused; the session has been revoked"
+
+
+class OtpInvalid(AuthenticationFailed):
+    code = "OTP_INVALID"
+    title_zh = "验证码错误或已失效"
+    title_en = "The code is wrong or no longer valid"
+
+
+class OtpAttemptsExceeded(AuthenticationFailed):
+    code = "OTP_ATTEMPTS_EXCEEDED"
+    title_zh = "验证码错误次数过多，请重新获取"
+    title_en = "Too many wrong codes; request a new one"
+
+
+class PhoneNotRegistered(AuthenticationFailed):
+    code = "PHONE_NOT_REGISTERED"
+    title_zh = "该手机号未绑定实名用户"
+    title_en = "This phone number is not registered to a real-name person"
+
+
+class AccountLocked(AuthenticationFailed):
+    code = "ACCOUNT_LOCKED"
+    title_zh = "账号已被临时锁定"
+    title_en = "The account is temporarily locked"
+
+
+class PermissionDenied(DomainError):
+    code = "PERMISSION_DENIED"
+    title_zh = "无权执行该操作"
+    title_en = "You are not allowed to do this"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+    title_zh = "请求过于频繁，请稍后再试"
+    title_en = "Too many requests; try again later"
+
+    def __init__(self, retry_after_s: int, **fields: Any) -> None:
+        super().__init__(
+            f"请求过于频繁，请在{retry_after_s}秒后再试",
+            f"Too many requests; try again in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+            **fields,
+        )
+        self.retry_after_s = retry_after_s
+
+
+# --- external systems ----------------------------------------------------------------------------
+
+
+class UpstreamUnavailable(DomainError):
+    code = "UPSTREAM_UNAVAILABLE"
+    title_zh = "外部系统暂时不可用，请稍后再试"
+    title_en = "An external system is unavailable; try again later"
