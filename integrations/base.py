@@ -215,7 +215,7 @@ class RetryPolicy:
             retry=retry_if_exception_type(SystemUnavailable),
             stop=stop_after_attempt(max(1, self.attempts)),
             wait=wait_exponential_jitter(
-                initial=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.jitter_s
+                multiplier=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.jitter_s
             ),
             before_sleep=on_retry,
             reraise=True,

@@ -149,12 +149,11 @@ class _Broken(Simulator):
         async def person(request: web.Request) -> Reply:
             return Reply(200, {"id_number": ID, "name": "x", "birth_date": "not a date"})
 
+        async def household(request: web.Request) -> web.Response:
+            return web.Response(body=b"<html>oops</html>", content_type="text/html")
+
         self.route("POST", "/v1/persons/query", "get_person", person, effectful=False)
-        self.app.router.add_post("/v1/households/query", lambda r: _text(b"<html>oops</html>"))
-
-
-async def _text(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="text/html")
+        self.app.router.add_post("/v1/households/query", household)
 
 
 async def test_unreadable_answers_are_malformed_response() -> None:

@@ -1,0 +1,167 @@
+"""Access tokens: short-lived EdDSA (Ed25519) JWTs with a `kid`, verified strictly.
+
+The private key comes from a PEM file in production; the embedded default derives a stable
+development key from the secret so tokens survive a restart of the demo. Previous public keys
+stay accepted during a rotation, and all are published at /.well-known/jwks.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from services.clock import Clock
+from services.errors import TokenInvalid
+
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss", "jti"]
+
+
+def _kid(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as the verified access token says."""
+
+    subject: str  # "person:42", "staff:7", "client:icbc-sh-app"
+    role: str  # citizen | clerk | admin | bank
+    token_id: str
+    expires_at: int
+    person_id: int | None = None
+    office_code: str | None = None
+    organisation_id: int | None = None
+    bank_code: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+
+class TokenSigner:
+    def __init__(
+        self,
+        *,
+        private_key: Ed25519PrivateKey,
+        issuer: str,
+        audience: str,
+        ttl_s: int,
+        clock: Clock,
+        previous_public_keys: list[Ed25519PublicKey] | None = None,
+    ) -> None:
+        self._private_key = private_key
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = timedelta(seconds=ttl_s)
+        self._clock = clock
+        public = private_key.public_key()
+        self.kid = _kid(public)
+        self._public_keys: dict[str, Ed25519PublicKey] = {self.kid: public}
+        for key in previous_public_keys or []:
+            self._public_keys[_kid(key)] = key
+
+    @classmethod
+    def from_settings(cls, settings: Any, clock: Clock) -> TokenSigner:
+        if settings.jwt_private_key_file:
+            loaded = serialization.load_pem_private_key(Path(settings.jwt_private_key_file).read_bytes(), None)
+            if not isinstance(loaded, Ed25519PrivateKey):
+                raise ValueError("the JWT private key must be an Ed25519 key")
+            private_key = loaded
+        else:
+            seed = hashlib.sha256(b"jwt-dev-key:" + settings.secret_key.get_secret_value().encode()).digest()
+            private_key = Ed25519PrivateKey.from_private_bytes(seed)
+        previous = []
+        for path in settings.jwt_previous_public_key_files:
+            key = serialization.load_pem_public_key(Path(path).read_bytes())
+            if isinstance(key, Ed25519PublicKey):
+                previous.append(key)
+        return cls(
+            private_key=private_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_s=settings.access_token_ttl_s,
+            clock=clock,
+            previous_public_keys=previous,
+        )
+
+    @property
+    def ttl_s(self) -> int:
+        return int(self._ttl.total_seconds())
+
+    def issue(self, *, subject: str, role: str, claims: dict[str, Any] | None = None) -> tuple[str, int]:
+        now = self._clock.now()
+        exp = int((now + self._ttl).timestamp())
+        payload = {
+            **(claims or {}),
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": subject,
+            "role": role,
+            "iat": int(now.timestamp()),
+            "exp": exp,
+            "jti": secrets.token_urlsafe(12),
+        }
+        token = jwt.encode(payload, self._private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return token, exp
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(reason="malformed") from exc
+        if header.get("alg") != ALGORITHM:
+            raise TokenInvalid(reason="algorithm")
+        key = self._public_keys.get(str(header.get("kid")))
+        if key is None:
+            raise TokenInvalid(reason="unknown_kid")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": REQUIRED_CLAIMS},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenInvalid(reason="expired") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(reason="invalid") from exc
+        if claims["exp"] < int(self._clock.now().timestamp()) - 5:  # the injected clock decides in tests
+            raise TokenInvalid(reason="expired")
+        return Principal(
+            subject=claims["sub"],
+            role=claims.get("role", ""),
+            token_id=claims["jti"],
+            expires_at=claims["exp"],
+            person_id=claims.get("pid"),
+            office_code=claims.get("office"),
+            organisation_id=claims.get("org"),
+            bank_code=claims.get("bank"),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+        )
+
+    def jwks(self) -> dict[str, Any]:
+        keys = []
+        for kid, key in self._public_keys.items():
+            raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            keys.append({"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": kid, "alg": ALGORITHM, "use": "sig"})
+        return {"keys": keys}
+
+
+def jwks_json(signer: TokenSigner) -> str:
+    return json.dumps(signer.jwks())
