@@ -148,3 +148,9 @@ class UpstreamUnavailable(DomainError):
     code = "UPSTREAM_UNAVAILABLE"
     title_zh = "外部系统暂时不可用，请稍后再试"
     title_en = "An external system is unavailable; try again later"
+
+
+class MalformedRequest(DomainError):
+    code = "MALFORMED_REQUEST"
+    title_zh = "请求格式错误"
+    title_en = "The request is malformed"

@@ -1,0 +1,131 @@
+"""The composition root's wiring: opens every connection, builds the services, closes them.
+
+Nothing here runs at import time; `start_services` is called from a Sanic listener (or a CLI
+command) and `stop_services` undoes it in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import httpx
+from tortoise.context import TortoiseContext
+
+from config.settings import Settings
+from integrations.factory import Integrations, SimulatorSuite, build_integrations
+from services.auth import AuthPolicy, AuthService
+from services.clock import Clock, SystemClock
+from services.db import apply_migrations, close_database, open_database
+from services.kv import KeyValueStore, MemoryStore, RedisStore
+from services.pii import PiiVault
+from services.ratelimit import RateLimiter
+from services.tokens import TokenSigner
+
+log = logging.getLogger("estate.container")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    vault: PiiVault
+    kv: KeyValueStore
+    limiter: RateLimiter
+    signer: TokenSigner
+    integrations: Integrations
+    auth: AuthService
+    db: TortoiseContext
+    session: aiohttp.ClientSession
+    http_client: httpx.AsyncClient
+    simulators: SimulatorSuite | None = None
+    demo: Any = None
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def start_services(settings: Settings, *, clock: Clock | None = None, migrate: bool | None = None) -> Services:
+    clock = clock or SystemClock()
+    config = settings.tortoise_config()
+    if migrate if migrate is not None else settings.is_sqlite:
+        await apply_migrations(config)
+    db = await open_database(config)
+    kv: KeyValueStore = RedisStore.from_url(settings.redis_url) if settings.redis_url else MemoryStore()
+    limiter = RateLimiter.from_url(settings.redis_url)
+    session = aiohttp.ClientSession()
+    http_client = httpx.AsyncClient()
+
+    simulators = None
+    if settings.simulators_in_process:
+        simulators = await SimulatorSuite.start(settings.simulator_host, settings.simulator_base_port, settings=settings)
+        settings = settings.model_copy(update=simulators.settings_overrides())
+    integrations = build_integrations(settings, session=session, http_client=http_client)
+
+    vault = PiiVault(
+        key_b64=settings.pii_key.get_secret_value(),
+        blind_index_key=settings.blind_index_key.get_secret_value(),
+    )
+    signer = TokenSigner.from_settings(settings, clock)
+    auth = AuthService(
+        signer=signer,
+        sms=integrations.sms,
+        limiter=limiter,
+        kv=kv,
+        clock=clock,
+        policy=AuthPolicy.from_settings(settings),
+        otp_secret=settings.secret_key.get_secret_value(),
+    )
+    services = Services(
+        settings=settings,
+        clock=clock,
+        vault=vault,
+        kv=kv,
+        limiter=limiter,
+        signer=signer,
+        integrations=integrations,
+        auth=auth,
+        db=db,
+        session=session,
+        http_client=http_client,
+        simulators=simulators,
+    )
+    if settings.load_demo_data:
+        await load_demo(services)
+    return services
+
+
+async def load_demo(services: Services) -> None:
+    from integrations.banks.config import load_banks
+    from services.demo import civil_registry_dataset, seed_demo_data
+
+    settings = services.settings
+    services.demo = await seed_demo_data(
+        vault=services.vault,
+        seed=settings.demo_seed,
+        persons=settings.demo_persons,
+        units=settings.demo_units,
+        banks=load_banks(settings.banks_file),
+    )
+    if services.simulators is not None:
+        dataset = await civil_registry_dataset(vault=services.vault, seed=settings.demo_seed)
+        services.simulators.civil_registry.load(people=dataset.people, guardianships=dataset.guardianships)
+
+
+async def stop_services(services: Services) -> None:
+    services.stop_event.set()
+    for task in services.background:
+        task.cancel()
+    for task in services.background:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await services.http_client.aclose()
+    await services.session.close()
+    if services.simulators is not None:
+        await services.simulators.stop()
+    await services.limiter.close()
+    await services.kv.close()
+    await close_database(services.db)

@@ -1,0 +1,34 @@
+"""Field types shared by request models: constraints that also document the OpenAPI spec."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from services import identifiers
+
+ID_NUMBER_PATTERN = r"^\d{17}[\dXx]$"
+UNIT_NUMBER_PATTERN = r"^\d{12}[GJZ][ABSXCDEFHGWY]\d{5}[FLQW][0-9A-Z]{8}$"
+CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+
+Phone = Annotated[
+    str,
+    Field(min_length=11, max_length=16, pattern=r"^(\+86)?1[3-9]\d{9}$", examples=["13900000001"]),
+    AfterValidator(identifiers.normalise_phone),
+]
+IdNumber = Annotated[
+    str,
+    Field(min_length=18, max_length=18, pattern=ID_NUMBER_PATTERN, description="GB 11643 resident ID number"),
+    AfterValidator(identifiers.normalise_id_number),
+]
+UnitNumber = Annotated[
+    str,
+    Field(min_length=28, max_length=28, pattern=UNIT_NUMBER_PATTERN, description="GB/T 37346 unit number"),
+    AfterValidator(lambda v: identifiers.parse_unit_number(v).value),
+]
+CreditCode = Annotated[
+    str,
+    Field(min_length=18, max_length=18, pattern=CREDIT_CODE_PATTERN, description="GB 32100 credit code"),
+    AfterValidator(identifiers.normalise_credit_code),
+]

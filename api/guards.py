@@ -1,0 +1,51 @@
+"""Authentication and role checks for routes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from sanic import Request
+
+from services.errors import AuthenticationFailed, PermissionDenied
+from services.tokens import Principal
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+class AuthenticationRequired(AuthenticationFailed):
+    code = "AUTHENTICATION_REQUIRED"
+    title_zh = "需要登录"
+    title_en = "Authentication is required"
+
+
+async def current_principal(request: Request) -> Principal:
+    cached = getattr(request.ctx, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationRequired()
+    principal = await request.app.ctx.services.auth.authenticate(token.strip())
+    request.ctx.principal = principal
+    return principal
+
+
+def requires(*roles: str, scope: str | None = None) -> Callable[[F], F]:
+    """The route needs a signed-in caller with one of `roles` (and `scope`, for API clients)."""
+
+    def decorator(handler: F) -> F:
+        @wraps(handler)
+        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
+            principal = await current_principal(request)
+            if roles and principal.role not in roles:
+                raise PermissionDenied(required_roles=list(roles))
+            if scope is not None and principal.role == "bank" and scope not in principal.scopes:
+                raise PermissionDenied(required_scope=scope)
+            return await handler(request, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

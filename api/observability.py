@@ -1,0 +1,84 @@
+"""Structured JSON logs with request ids, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pythonjsonlogger.json import JsonFormatter
+from sanic import HTTPResponse, Request, Sanic
+from sanic.response import raw
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Anything that looks like a resident ID number is masked before a log line is written.
+_ID_NUMBER = re.compile(r"(?<![0-9])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9])")
+
+HTTP_REQUESTS = Counter("estate_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "estate_http_request_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = request_id_var.get()
+        record.msg = _ID_NUMBER.sub(r"\1**********\2", str(record.msg))
+        if record.args:
+            record.args = tuple(
+                _ID_NUMBER.sub(r"\1**********\2", a) if isinstance(a, str) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        return True
+
+
+def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if json_logs:
+        handler.setFormatter(
+            JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s", timestamp=False)
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.addFilter(_ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("sanic.root", "sanic.error", "sanic.access", "sanic.server", "tortoise", "aiosqlite"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+    logging.getLogger("tortoise").setLevel("WARNING")
+    logging.getLogger("aiosqlite").setLevel("WARNING")
+
+
+def install(app: Sanic) -> None:
+    @app.on_request(priority=100)
+    async def assign_request_id(request: Request) -> None:
+        incoming = request.headers.get("x-request-id", "")
+        request.ctx.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.ctx.started = time.perf_counter()
+        request_id_var.set(request.ctx.request_id)
+
+    @app.on_response(priority=100)
+    async def finish(request: Request, response: HTTPResponse) -> None:
+        rid = getattr(request.ctx, "request_id", None)
+        if rid:
+            response.headers["X-Request-ID"] = rid
+        route = request.route.path if request.route else "unmatched"
+        HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
+        started = getattr(request.ctx, "started", None)
+        if started is not None:
+            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+
+    @app.get("/metrics", name="metrics")
+    async def metrics(request: Request) -> HTTPResponse:
+        return raw(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,51 @@
+"""Request parsing with pydantic; every failure becomes a problem+json with field details."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from sanic import Request
+
+from services.errors import DomainError, MalformedRequest, ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        out.append({"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"], "type": err["type"]})
+    return out
+
+
+def _validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        # A domain validator (e.g. an ID-number checksum) raised inside pydantic keeps its code.
+        for err in exc.errors(include_url=False, include_input=False):
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, DomainError):
+                cause.fields.setdefault("field", ".".join(str(p) for p in err["loc"]))
+                raise cause from None
+        raise ValidationFailed(errors=_field_errors(exc)) from None
+
+
+def parse_json(request: Request, model: type[M]) -> M:
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        return _validate(model, {k: v[0] if len(v) == 1 else v for k, v in request.form.items()})
+    if not request.body:
+        raise MalformedRequest("请求体不能为空", "The request body is empty")
+    try:
+        data = request.json
+    except Exception:  # Sanic raises BadRequest on invalid JSON
+        raise MalformedRequest("请求体不是合法的JSON", "The request body is not valid JSON") from None
+    return _validate(model, data)
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    data = {k: v[0] if len(v) == 1 else v for k, v in request.args.items()}
+    return _validate(model, data)
