@@ -51,7 +51,7 @@ class Services:
 async def start_services(settings: Settings, *, clock: Clock | None = None, migrate: bool | None = None) -> Services:
     clock = clock or SystemClock()
     config = settings.tortoise_config()
-    if migrate if migrate is not None else settings.is_sqlite:
+    if migrate if migrate is not None else (settings.is_sqlite or settings.migrate_on_start):
         await apply_migrations(config)
     db = await open_database(config)
     kv: KeyValueStore = RedisStore.from_url(settings.redis_url) if settings.redis_url else MemoryStore()

@@ -30,7 +30,13 @@ def _validate(model: type[M], data: Any) -> M:
             if isinstance(cause, DomainError):
                 cause.fields.setdefault("field", ".".join(str(p) for p in err["loc"]))
                 raise cause from None
-        raise ValidationFailed(errors=_field_errors(exc)) from None
+        errors = _field_errors(exc)
+        first = errors[0]
+        raise ValidationFailed(
+            f"字段 {first['field']} 不合法：{first['message']}",
+            f"Field {first['field']} is not valid: {first['message']}",
+            errors=errors,
+        ) from None
 
 
 def parse_json(request: Request, model: type[M]) -> M:

@@ -26,7 +26,7 @@ class ConfigurationError(RuntimeError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_prefix="ESTATE_", extra="ignore", env_nested_delimiter="__"
+        env_file=".env", env_prefix="ESTATE_", extra="ignore", env_nested_delimiter="__", populate_by_name=True
     )
 
     profile: Profile = Profile.EMBEDDED
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Storage
     database_url: str = Field(default="sqlite://var/estate.sqlite3", validation_alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # SQLite databases are always migrated at start; PostgreSQL only when this is set
+    # (production runs `python -m api migrate` as a release step instead).
+    migrate_on_start: bool = False
 
     # Secrets
     secret_key: SecretStr = SecretStr(DEV_SECRET)

@@ -34,3 +34,19 @@ class FrozenClock:
 def local_today(clock: Clock) -> date:
     """Today in Shanghai, which decides birthdays and office days."""
     return clock.now().astimezone(SHANGHAI).date()
+
+
+class AdjustableClock:
+    """System time plus an offset that tests move forward (used for the whole running app)."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, **delta: float) -> None:
+        self._offset += timedelta(**delta)
+
+    def reset(self) -> None:
+        self._offset = timedelta(0)

@@ -165,7 +165,9 @@ async def _claim_by_conditional_updates(
 ) -> list[Claim]:
     """SQLite has no row locks: read candidates, then take each with an update that re-checks
     the lease, so of two workers racing for a row exactly one sees one affected row."""
-    candidates = await OutboxMessage.filter(_due(now)).order_by("id").limit(limit).values_list("id", flat=True)
+    candidates = (
+        await OutboxMessage.filter(_due(now)).order_by("id").limit(limit).values_list("id", flat=True)
+    )
     won: list[int] = []
     for message_id in candidates:
         taken = await OutboxMessage.filter(_due(now), id=message_id).update(

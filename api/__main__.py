@@ -1,0 +1,154 @@
+"""Command line: `python -m api <command>`.
+
+  serve [--demo]           run the API (the embedded default with --demo: demo data, simulators)
+  migrate                  apply the database migrations
+  seed [--persons N ...]   load the deterministic demo data
+  worker                   run an outbox worker process
+  outbox redrive|stats     operate the outbox
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from functools import partial
+from typing import Any
+
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from api.observability import configure_logging
+from config.settings import Settings, load_settings
+
+log = logging.getLogger("estate.cli")
+
+
+def _serve(settings: Settings, *, demo: bool) -> None:
+    from api.app import create_app
+
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    if demo:
+
+        @app.after_server_start
+        async def announce(app: Sanic, *_: Any) -> None:
+            services = app.ctx.services
+            lines = ["", "=" * 72, "不动产一网通办 demo is running", f"Base URL:  {settings.base_url}"]
+            lines.append(f"API docs:  {settings.base_url}/docs")
+            if services.simulators is not None:
+                lines.append(f"SMS inbox: {services.settings.sms_gateway_url}/messages?phone=<phone>")
+            if services.demo is not None:
+                lines.append(services.demo.as_text())
+            lines.append("=" * 72)
+            print("\n".join(lines), flush=True)
+
+    single = settings.workers == 1
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        single_process=single,
+        access_log=False,
+        motd=False,
+    )
+    Sanic.serve(primary=app, app_loader=None if single else loader)
+
+
+async def _migrate(settings: Settings) -> None:
+    from services.db import apply_migrations
+
+    await apply_migrations(settings.tortoise_config())
+    print("migrations applied")
+
+
+async def _seed(settings: Settings) -> None:
+    from api.container import load_demo, start_services, stop_services
+
+    services = await start_services(settings.model_copy(update={"load_demo_data": False}), migrate=True)
+    try:
+        await load_demo(services)
+        print(services.demo.as_text())
+    finally:
+        await stop_services(services)
+
+
+async def _worker(settings: Settings, *, once: bool) -> None:
+    from api.container import start_services, stop_services
+    from api.worker import run_outbox_worker
+
+    services = await start_services(settings.model_copy(update={"load_demo_data": False}), migrate=False)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, services.stop_event.set)
+    try:
+        await run_outbox_worker(services, once=once)
+    finally:
+        await stop_services(services)
+
+
+async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
+    from services import outbox
+    from services.db import close_database, open_database
+
+    ctx = await open_database(settings.tortoise_config())
+    try:
+        if args.outbox_command == "redrive":
+            count = await outbox.redrive(ids=args.id or None, topic=args.topic)
+            print(f"re-driven: {count}")
+        else:
+            print(json.dumps(await outbox.outbox_stats(), ensure_ascii=False, default=str, indent=2))
+    finally:
+        await close_database(ctx)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m api")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve")
+    serve.add_argument("--demo", action="store_true", help="embedded default with demo data and simulators")
+    sub.add_parser("migrate")
+    seed = sub.add_parser("seed")
+    seed.add_argument("--persons", type=int)
+    seed.add_argument("--units", type=int)
+    worker = sub.add_parser("worker")
+    worker.add_argument("--once", action="store_true")
+    ob = sub.add_parser("outbox")
+    ob_sub = ob.add_subparsers(dest="outbox_command", required=True)
+    redrive = ob_sub.add_parser("redrive")
+    redrive.add_argument("--id", type=int, action="append")
+    redrive.add_argument("--topic")
+    ob_sub.add_parser("stats")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, Any] = {}
+    if args.command == "serve" and args.demo:
+        overrides.update(load_demo_data=True)
+        if "ESTATE_SIMULATOR_BASE_PORT" not in os.environ:
+            overrides["simulator_base_port"] = 8810
+    if args.command == "seed":
+        overrides.update({k: v for k, v in (("demo_persons", args.persons), ("demo_units", args.units)) if v})
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+
+    if args.command == "serve":
+        _serve(settings, demo=args.demo)
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "seed":
+        asyncio.run(_seed(settings))
+    elif args.command == "worker":
+        asyncio.run(_worker(settings, once=args.once))
+    elif args.command == "outbox":
+        asyncio.run(_outbox(settings, args))
+    else:  # pragma: no cover - argparse rejects unknown commands
+        parser.error(f"unknown command {args.command}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

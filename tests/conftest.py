@@ -1,0 +1,121 @@
+"""Session fixtures: one database built by the real migrations, the real app on a real port,
+the simulators over real HTTP.
+
+Backends: SQLite by default. Set TEST_DATABASE_URL (postgres://user@host:port) and
+TEST_REDIS_URL (redis://host:port/db) to run the same suite on PostgreSQL and Redis; CI does
+both passes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config.settings import Settings
+from services.clock import AdjustableClock
+from services.pii import PiiVault
+from tests.support.server import RunningApp, running_app
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+
+async def _scratch_postgres(base_url: str) -> tuple[str, str]:
+    import asyncpg
+
+    name = f"estate_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(base_url.rstrip("/") + "/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return base_url.rstrip("/") + f"/{name}", name
+
+
+async def _drop_postgres(base_url: str, name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(base_url.rstrip("/") + "/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if TEST_DATABASE_URL:
+        url, name = await _scratch_postgres(TEST_DATABASE_URL)
+        yield url
+        await _drop_postgres(TEST_DATABASE_URL, name)
+    else:
+        path: Path = tmp_path_factory.mktemp("db") / "estate.sqlite3"
+        yield f"sqlite://{path}"
+
+
+@pytest.fixture(scope="session")
+async def redis_url() -> AsyncIterator[str | None]:
+    if not TEST_REDIS_URL:
+        yield None
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(TEST_REDIS_URL)
+    await client.flushdb()
+    await client.aclose()
+    yield TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def clock() -> AdjustableClock:
+    return AdjustableClock()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str | None) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        redis_url=redis_url,
+        simulators_in_process=True,
+        simulator_base_port=0,
+        load_demo_data=False,
+        migrate_on_start=True,
+        outbox_in_process=True,
+        outbox_poll_interval_s=0.05,
+        external_timeout_s=1.0,
+        external_retries=1,
+        external_backoff_initial_s=0.01,
+        external_backoff_max_s=0.05,
+        otp_cooldown_s=2,
+        log_json=False,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, clock: AdjustableClock) -> AsyncIterator[RunningApp]:
+    async with running_app(settings, clock=clock) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock(clock: AdjustableClock) -> None:
+    clock.reset()
+
+
+@pytest.fixture
+async def client(app: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def vault(settings: Settings) -> PiiVault:
+    return PiiVault(
+        key_b64=settings.pii_key.get_secret_value(), blind_index_key=settings.blind_index_key.get_secret_value()
+    )
