@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sanic import Sanic
@@ -9,9 +10,11 @@ from sanic_ext import Extend
 
 from api import errors, observability, openapi
 from api.container import start_services, stop_services
+from api.routes import admin as admin_routes
 from api.routes import auth as auth_routes
 from api.routes import health as health_routes
 from api.routes import me as me_routes
+from api.worker import run_outbox_worker
 from config.settings import Settings, load_settings
 from services.clock import Clock
 
@@ -49,13 +52,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.ctx.settings = settings
     observability.install(app)
     errors.register_error_handlers(app)
-    for blueprint in (health_routes.bp, auth_routes.bp, me_routes.bp):
+    for blueprint in (health_routes.bp, auth_routes.bp, me_routes.bp, admin_routes.bp):
         app.blueprint(blueprint)
     openapi.install(app)
 
     @app.before_server_start
     async def open_services(app: Sanic, *_: Any) -> None:
         app.ctx.services = await start_services(app.ctx.settings, clock=clock)
+
+    @app.after_server_start
+    async def start_background(app: Sanic, *_: Any) -> None:
+        # Started after the listeners, outside any transaction, and stopped with the services.
+        services = app.ctx.services
+        if services.settings.outbox_in_process:
+            task = asyncio.get_running_loop().create_task(run_outbox_worker(services), name="outbox-worker")
+            services.background.append(task)
 
     @app.after_server_stop
     async def close_services(app: Sanic, *_: Any) -> None:

@@ -117,11 +117,14 @@ async def load_demo(services: Services) -> None:
 
 async def stop_services(services: Services) -> None:
     services.stop_event.set()
-    for task in services.background:
-        task.cancel()
-    for task in services.background:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    if services.background:
+        # Let workers finish what they hold (bounded), then cancel what is left.
+        _, pending = await asyncio.wait(services.background, timeout=5)
+        for task in pending:
+            task.cancel()
+        for task in services.background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
     await services.http_client.aclose()
     await services.session.close()
     if services.simulators is not None:

@@ -164,17 +164,25 @@ async def _claim_by_conditional_updates(
     worker_id: str, limit: int, now: datetime, lease_until: datetime
 ) -> list[Claim]:
     """SQLite has no row locks: read candidates, then take each with an update that re-checks
-    the lease, so of two workers racing for a row exactly one sees one affected row."""
-    candidates = (
-        await OutboxMessage.filter(_due(now)).order_by("id").limit(limit).values_list("id", flat=True)
-    )
+    the lease, so of two workers racing for a row exactly one sees one affected row. A worker
+    that lost some races reads again (a few rounds at most) to fill its batch."""
     won: list[int] = []
-    for message_id in candidates:
-        taken = await OutboxMessage.filter(_due(now), id=message_id).update(
-            lease_owner=worker_id, lease_until=lease_until, attempts=F("attempts") + 1
+    for _ in range(3):
+        wanted = limit - len(won)
+        candidates = (
+            await OutboxMessage.filter(_due(now)).order_by("id").limit(wanted).values_list("id", flat=True)
         )
-        if taken == 1:
-            won.append(int(message_id))  # type: ignore[call-overload]
+        lost = False
+        for message_id in candidates:
+            taken = await OutboxMessage.filter(_due(now), id=message_id).update(
+                lease_owner=worker_id, lease_until=lease_until, attempts=F("attempts") + 1
+            )
+            if taken == 1:
+                won.append(int(message_id))  # type: ignore[call-overload]
+            else:
+                lost = True
+        if not lost or len(won) >= limit:
+            break
     if not won:
         return []
     rows = await OutboxMessage.filter(id__in=won, lease_owner=worker_id, status=PENDING).order_by("id")

@@ -1,0 +1,356 @@
+"""Sign-in over real HTTP: SMS codes (through the SMS simulator), staff, bank clients, tokens."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.auth import AuthPolicy, AuthService, hash_password
+from services.models.accounts import ApiClient, StaffUser
+from services.models.registry import Organisation
+from services.ratelimit import RateLimiter
+from tests.factories import create_person
+
+_phones = itertools.count(int(time.time()) % 10_000_000)
+
+
+def fresh_phone() -> str:
+    return f"158{next(_phones):08d}"
+
+
+async def latest_code(app, phone: str) -> str:
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{app.services.settings.sms_gateway_url}/messages", params={"phone": phone})
+    messages = r.json()
+    assert messages, f"no SMS for {phone}"
+    return str(messages[0]["params"]["code"])
+
+
+async def sign_in_citizen(client, app, phone: str) -> dict:
+    r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+    assert r.status_code == 202, r.text
+    code = await latest_code(app, phone)
+    r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": code})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- SMS one-time codes -------------------------------------------------------------------------
+
+
+async def test_citizen_signs_in_with_sms_code_and_sees_masked_profile(client, app, vault):
+    phone = fresh_phone()
+    person = await create_person(vault=vault, phone=phone)
+    tokens = await sign_in_citizen(client, app, phone)
+    assert tokens["token_type"] == "Bearer" and tokens["role"] == "citizen"
+    assert tokens["expires_in"] > 0 and tokens["refresh_token"]
+
+    r = await client.get("/api/v1/me", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["name"] == person.name
+    assert body["id_number"] == person.id_number_masked and "*" in body["id_number"]
+    assert body["phone"] == phone[:3] + "****" + phone[-4:]
+
+
+async def test_sms_code_answer_does_not_reveal_unregistered_phone(client, app):
+    phone = fresh_phone()
+    r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+    assert r.status_code == 202
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{app.services.settings.sms_gateway_url}/messages", params={"phone": phone})
+    assert r.json() == []
+    r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": "123456"})
+    assert r.status_code == 401 and r.json()["code"] == "OTP_INVALID"
+
+
+async def test_expired_code_is_refused(client, app, clock, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+    code = await latest_code(app, phone)
+    clock.advance(seconds=app.services.settings.otp_ttl_s + 1)
+    r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": code})
+    assert r.status_code == 401 and r.json()["code"] == "OTP_INVALID"
+
+
+async def test_code_is_single_use(client, app, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+    code = await latest_code(app, phone)
+    assert (await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": code})).status_code == 200
+    r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": code})
+    assert r.status_code == 401 and r.json()["code"] == "OTP_INVALID"
+
+
+async def test_attempt_limit_burns_the_code(client, app, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+    code = await latest_code(app, phone)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    limit = app.services.settings.otp_max_attempts
+    codes = []
+    for _ in range(limit):
+        r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": wrong})
+        codes.append(r.json()["code"])
+    assert codes[:-1] == ["OTP_INVALID"] * (limit - 1)
+    assert codes[-1] == "OTP_ATTEMPTS_EXCEEDED"
+    r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": code})
+    assert r.status_code == 401, "the right code must not work after the attempt limit"
+
+
+async def test_cooldown_per_phone_gives_429_with_retry_after(client, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    assert (await client.post("/api/v1/auth/sms-codes", json={"phone": phone})).status_code == 202
+    r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+    assert r.status_code == 429
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "RATE_LIMITED" and int(r.headers["Retry-After"]) >= 1
+
+
+async def test_daily_cap_per_phone_and_hourly_cap_per_ip(app, vault):
+    """The caps, with a small policy, through the real SMS simulator and the real limiter store."""
+    services = app.services
+    policy = AuthPolicy(
+        otp_ttl_s=300, otp_max_attempts=5, otp_cooldown_s=1, otp_daily_cap_per_phone=2,
+        otp_hourly_cap_per_ip=3, refresh_ttl_s=3600, staff_max_failures=5,
+    )
+    limiter = RateLimiter.from_url(services.settings.redis_url)
+    auth = AuthService(
+        signer=services.signer, sms=services.integrations.sms, limiter=limiter, kv=services.kv,
+        clock=services.clock, policy=policy, otp_secret="test",
+    )
+    from services.errors import RateLimited
+
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    ip = f"10.9.{next(_phones) % 250}.{next(_phones) % 250}"
+    await auth.request_sms_code(phone=phone, client_ip=ip)
+    time.sleep(1.05)
+    await auth.request_sms_code(phone=phone, client_ip=ip)
+    time.sleep(1.05)
+    with pytest.raises(RateLimited):  # third of the day for this phone
+        await auth.request_sms_code(phone=phone, client_ip=ip)
+    with pytest.raises(RateLimited):  # fourth from this IP within the hour, another phone
+        await auth.request_sms_code(phone=fresh_phone(), client_ip=ip)
+    await limiter.close()
+
+
+async def test_sms_gateway_down_gives_503_and_does_not_start_cooldown(client, app, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    sms = app.services.simulators.sms
+    sms.set_fault("error", status=503)
+    try:
+        r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+        assert r.status_code == 503 and r.json()["code"] == "UPSTREAM_UNAVAILABLE"
+    finally:
+        sms.clear_faults()
+    assert (await client.post("/api/v1/auth/sms-codes", json={"phone": phone})).status_code == 202
+
+
+# --- access tokens ------------------------------------------------------------------------------
+
+
+async def test_token_rejections(client, app, clock, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    good = (await sign_in_citizen(client, app, phone))["access_token"]
+    claims = jwt.decode(good, options={"verify_signature": False})
+    header = jwt.get_unverified_header(good)
+
+    none_token = jwt.encode(claims, key=None, algorithm="none")
+    other_key = Ed25519PrivateKey.generate()
+    unknown_kid = jwt.encode(claims, other_key, algorithm="EdDSA", headers={"kid": "0000000000000000"})
+    forged_same_kid = jwt.encode(claims, other_key, algorithm="EdDSA", headers={"kid": header["kid"]})
+    wrong_aud = jwt.encode(
+        {**claims, "aud": "someone-else"}, other_key, algorithm="EdDSA", headers={"kid": header["kid"]}
+    )
+    hs256 = jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": header["kid"]})
+    for token in (none_token, unknown_kid, forged_same_kid, wrong_aud, hs256, good + "x", "not-a-jwt"):
+        r = await client.get("/api/v1/me", headers=bearer(token))
+        assert r.status_code == 401, token
+        assert r.json()["code"] == "TOKEN_INVALID"
+
+    # Correctly signed by us but for another audience: refused.
+    signer = app.services.signer
+    wrong_aud_signed = jwt.encode(
+        {**claims, "aud": "other-api"}, signer._private_key, algorithm="EdDSA", headers={"kid": signer.kid}
+    )
+    r = await client.get("/api/v1/me", headers=bearer(wrong_aud_signed))
+    assert r.status_code == 401
+    missing_exp = {k: v for k, v in claims.items() if k != "exp"}
+    no_exp = jwt.encode(missing_exp, signer._private_key, algorithm="EdDSA", headers={"kid": signer.kid})
+    assert (await client.get("/api/v1/me", headers=bearer(no_exp))).status_code == 401
+
+    assert (await client.get("/api/v1/me", headers=bearer(good))).status_code == 200
+    clock.advance(seconds=app.services.settings.access_token_ttl_s + 60)
+    r = await client.get("/api/v1/me", headers=bearer(good))
+    assert r.status_code == 401 and r.json()["reason"] == "expired"
+
+
+async def test_jwks_publishes_the_verifying_key(client, app, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    token = (await sign_in_citizen(client, app, phone))["access_token"]
+    jwks = (await client.get("/.well-known/jwks.json")).json()
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = next(k for k in jwks["keys"] if k["kid"] == kid)
+    public = jwt.PyJWK.from_json(json.dumps(key)).key
+    claims = jwt.decode(token, public, algorithms=["EdDSA"], audience=app.services.settings.jwt_audience)
+    assert claims["role"] == "citizen"
+
+
+async def test_refresh_rotation_and_reuse_detection(client, app, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    first = await sign_in_citizen(client, app, phone)
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert r.status_code == 200
+    second = r.json()
+    assert second["refresh_token"] != first["refresh_token"]
+
+    # The old token again: reuse, the whole family is revoked, including the new token.
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert r.status_code == 401 and r.json()["code"] == "REFRESH_TOKEN_REUSED"
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert r.status_code == 401 and r.json()["code"] == "TOKEN_INVALID"
+
+
+async def test_logout_revokes_access_and_refresh(client, app, vault):
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    tokens = await sign_in_citizen(client, app, phone)
+    headers = bearer(tokens["access_token"])
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}, headers=headers)
+    assert r.status_code == 204
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401
+
+
+# --- staff and banks, roles ---------------------------------------------------------------------
+
+
+async def _staff(role: str, office: str | None = None) -> tuple[str, str]:
+    username = f"{role}.{next(_phones)}"
+    password = "correct horse battery"
+    await StaffUser.create(
+        username=username, display_name="测试", password_hash=hash_password(password), role=role, office_code=office
+    )
+    return username, password
+
+
+async def test_staff_sign_in_lockout_and_roles(client, app, vault):
+    username, password = await _staff("clerk", "OFF-310115-01")
+    r = await client.post("/api/v1/auth/staff-tokens", json={"username": username, "password": "wrong"})
+    assert r.status_code == 401 and r.json()["code"] == "AUTHENTICATION_FAILED"
+    r = await client.post("/api/v1/auth/staff-tokens", json={"username": "nobody-here", "password": "x"})
+    assert r.status_code == 401 and r.json()["code"] == "AUTHENTICATION_FAILED"
+    r = await client.post("/api/v1/auth/staff-tokens", json={"username": username, "password": password})
+    assert r.status_code == 200 and r.json()["role"] == "clerk"
+    clerk = r.json()["access_token"]
+    me = (await client.get("/api/v1/me", headers=bearer(clerk))).json()
+    assert me["office_code"] == "OFF-310115-01"
+
+    # A clerk is not an admin; a citizen neither.
+    r = await client.get("/api/v1/admin/outbox", headers=bearer(clerk))
+    assert r.status_code == 403 and r.json()["code"] == "PERMISSION_DENIED"
+    phone = fresh_phone()
+    await create_person(vault=vault, phone=phone)
+    citizen = (await sign_in_citizen(client, app, phone))["access_token"]
+    assert (await client.get("/api/v1/admin/outbox", headers=bearer(citizen))).status_code == 403
+    assert (await client.get("/api/v1/admin/outbox")).status_code == 401
+
+    admin_user, admin_pw = await _staff("admin")
+    admin = (await client.post("/api/v1/auth/staff-tokens", json={"username": admin_user, "password": admin_pw})).json()
+    r = await client.get("/api/v1/admin/outbox", headers=bearer(admin["access_token"]))
+    assert r.status_code == 200 and "by_status" in r.json()
+
+    # Lockout after the configured number of failures; even the right password is refused.
+    for _ in range(app.services.settings.staff_login_max_failures):
+        await client.post("/api/v1/auth/staff-tokens", json={"username": username, "password": "wrong"})
+    r = await client.post("/api/v1/auth/staff-tokens", json={"username": username, "password": password})
+    assert r.status_code == 423 and r.json()["code"] == "ACCOUNT_LOCKED"
+
+
+async def test_bank_client_credentials(client):
+    org = await Organisation.create(
+        name="测试银行", credit_code=f"9131000{next(_phones):011d}"[:18], kind="bank", bank_code=f"b{next(_phones)}"
+    )
+    client_id = f"bank-{next(_phones)}"
+    await ApiClient.create(
+        client_id=client_id, secret_hash=hash_password("s3cret-value"), organisation_id=org.id,
+        bank_code=org.bank_code, scopes="mortgage:file mortgage:read",
+    )
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "s3cret-value"}
+    r = await client.post("/api/v1/auth/client-tokens", data=form)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["role"] == "bank" and body["scope"] == "mortgage:file mortgage:read"
+    assert "refresh_token" not in body
+    me = (await client.get("/api/v1/me", headers=bearer(body["access_token"]))).json()
+    assert me["bank_code"] == org.bank_code and me["name"] == "测试银行"
+
+    basic = base64.b64encode(f"{client_id}:s3cret-value".encode()).decode()
+    r = await client.post(
+        "/api/v1/auth/client-tokens",
+        data={"grant_type": "client_credentials", "scope": "mortgage:read"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert r.status_code == 200 and r.json()["scope"] == "mortgage:read"
+
+    r = await client.post("/api/v1/auth/client-tokens", data={**form, "client_secret": "wrong"})
+    assert r.status_code == 401
+    r = await client.post("/api/v1/auth/client-tokens", data={**form, "scope": "admin"})
+    assert r.status_code == 401 and r.json()["reason"] == "invalid_scope"
+    r = await client.post("/api/v1/auth/client-tokens", data={**form, "grant_type": "password"})
+    assert r.status_code == 422
+
+
+# --- problem+json on bad input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/api/v1/auth/sms-codes", {"phone": "12345"}, 422, "VALIDATION_FAILED"),
+        ("/api/v1/auth/sms-codes", {"phone": "13900000001", "extra": 1}, 422, "VALIDATION_FAILED"),
+        ("/api/v1/auth/sms-codes", [], 422, "VALIDATION_FAILED"),
+        ("/api/v1/auth/tokens", {"phone": "13900000001", "code": "12ab56"}, 422, "VALIDATION_FAILED"),
+        ("/api/v1/auth/staff-tokens", {"username": "", "password": "x"}, 422, "VALIDATION_FAILED"),
+        ("/api/v1/auth/refresh", {"refresh_token": 5}, 422, "VALIDATION_FAILED"),
+    ],
+)
+async def test_bad_input_is_problem_json(client, path, body, status, code):
+    r = await client.post(path, json=body, headers={"Accept-Language": "en"})
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("application/problem+json")
+    problem = r.json()
+    assert problem["code"] == code and problem["status"] == status
+    assert problem["request_id"] and problem["title"] and problem["detail"] and problem["type"].startswith("https://")
+    assert problem["errors"][0]["field"] is not None or body == []
+
+
+async def test_malformed_json_and_chinese_default(client):
+    r = await client.post("/api/v1/auth/sms-codes", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "MALFORMED_REQUEST"
+    assert r.json()["title"] == "请求格式错误"
+    r = await client.get("/api/v1/does-not-exist")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = await client.delete("/api/v1/auth/tokens")
+    assert r.status_code == 405 and r.json()["code"] == "METHOD_NOT_ALLOWED"

@@ -1,0 +1,520 @@
+"""The transactional outbox on a real database built by the real migrations: SQLite, and PostgreSQL
+when TEST_DATABASE_URL is set (a scratch database per test, dropped afterwards)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from prometheus_client import REGISTRY
+from tortoise.transactions import in_transaction
+
+from config.settings import tortoise_config
+from integrations.errors import AdapterNotConfigured, RequestRejected, SystemTimeout, SystemUnavailable
+from services.clock import Clock, FrozenClock, SystemClock
+from services.db import apply_migrations, close_database, dialect, open_database
+from services.models.outbox import OutboxMessage
+from services.outbox import (
+    OutboxKeyConflict,
+    claim_batch,
+    enqueue,
+    mark_delivered,
+    outbox_stats,
+    redrive,
+)
+from services.outbox_worker import OutboxWorker, backoff_delay
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TOPIC = "elicense.store_license"
+NEEDS_PG = "needs PostgreSQL: set TEST_DATABASE_URL"
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+def database_url_for(base_url: str, name: str) -> str:
+    parts = urlsplit(base_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+@asynccontextmanager
+async def scratch_postgres(base_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the server of `base_url`, dropped on exit."""
+    name = f"outbox_test_{uuid.uuid4().hex[:12]}"
+    admin_url = database_url_for(base_url, "postgres").replace("postgres://", "postgresql://", 1)
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield database_url_for(base_url, name)
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a fresh database of `backend`, built by the real migrations."""
+    if backend == "sqlite":
+        yield f"sqlite://{tmp_path / 'outbox.sqlite3'}"
+        return
+    base_url = os.environ.get("TEST_DATABASE_URL")
+    if not base_url:
+        pytest.skip(NEEDS_PG)
+    async with scratch_postgres(base_url) as url:
+        yield url
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with migrated_database(request.param, tmp_path) as url:
+        config = tortoise_config(url)
+        await apply_migrations(config)
+        ctx = await open_database(config)
+        try:
+            assert dialect() == request.param
+            yield request.param
+        finally:
+            await close_database(ctx)
+
+
+@pytest.fixture
+def frozen() -> FrozenClock:
+    """Our own clock: the session `clock` of tests/conftest.py is shared and reset per test."""
+    return FrozenClock(T0)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+class Recorder:
+    """A handler that records its calls and fails with the queued errors first."""
+
+    def __init__(self, *errors: BaseException, delay_s: float = 0.0) -> None:
+        self.errors = list(errors)
+        self.calls: list[tuple[dict[str, Any], str]] = []
+        self.delay_s = delay_s
+
+    async def __call__(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        self.calls.append((payload, key))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.errors:
+            raise self.errors.pop(0)
+        return {"license_id": f"EL-{payload['n']}"}
+
+
+def worker(handlers: dict[str, Any], clock: FrozenClock, **overrides: Any) -> OutboxWorker:
+    values: dict[str, Any] = {
+        "worker_id": "worker-1",
+        "batch_size": 10,
+        "lease_s": 30.0,
+        "poll_interval_s": 0.01,
+        "max_attempts": 3,
+        "backoff_base_s": 1.0,
+        "backoff_cap_s": 8.0,
+    }
+    values.update(overrides)
+    return OutboxWorker(handlers=handlers, clock=clock, **values)
+
+
+async def put(clock: Clock, n: int = 1, *, topic: str = TOPIC, key: str | None = None) -> OutboxMessage:
+    async with in_transaction() as conn:
+        return await enqueue(
+            topic=topic,
+            payload={"n": n},
+            idempotency_key=key or f"key-{n}",
+            connection=conn,
+            clock=clock,
+        )
+
+
+def unavailable() -> SystemUnavailable:
+    return SystemUnavailable("HTTP 503", system="elicense", operation="store_license", status=503)
+
+
+def rejected() -> RequestRejected:
+    return RequestRejected(
+        "digest mismatch", system="elicense", operation="store_license", code="DIGEST_MISMATCH", status=422
+    )
+
+
+def metric(name: str, topic: str = TOPIC) -> float:
+    return REGISTRY.get_sample_value(name, {"topic": topic}) or 0.0
+
+
+# --- enqueue -----------------------------------------------------------------------------------
+
+
+class Rollback(Exception):
+    pass
+
+
+async def test_enqueue_in_a_rolled_back_transaction_leaves_no_row(database: str, frozen: FrozenClock) -> None:
+    with pytest.raises(Rollback):
+        async with in_transaction() as conn:
+            await enqueue(topic=TOPIC, payload={"n": 1}, idempotency_key="k", connection=conn, clock=frozen)
+            assert await OutboxMessage.all().using_db(conn).count() == 1
+            raise Rollback
+    assert await OutboxMessage.all().count() == 0
+    assert await worker({TOPIC: Recorder()}, frozen).run_once() == 0
+
+
+async def test_a_committed_message_is_delivered_with_its_key(database: str, frozen: FrozenClock) -> None:
+    handler = Recorder()
+    message = await put(frozen, 7)
+    assert (message.status, message.attempts, message.next_attempt_at) == ("pending", 0, T0)
+    delivered_before = metric("outbox_delivered_total")
+
+    assert await worker({TOPIC: handler}, frozen).run_once() == 1
+
+    assert handler.calls == [({"n": 7}, "key-7")]
+    row = await OutboxMessage.get(id=message.id)
+    assert (row.status, row.attempts, row.result, row.delivered_at) == (
+        "delivered",
+        1,
+        {"license_id": "EL-7"},
+        T0,
+    )
+    assert (row.lease_owner, row.lease_until, row.last_error) == (None, None, None)
+    assert metric("outbox_delivered_total") == delivered_before + 1
+    assert await worker({TOPIC: handler}, frozen).run_once() == 0  # delivered is final
+
+
+async def test_the_same_key_twice_is_one_row(database: str, frozen: FrozenClock) -> None:
+    first = await put(frozen, 1, key="same")
+    second = await put(frozen, 1, key="same")
+    assert second.id == first.id
+    async with in_transaction() as conn:  # twice in one transaction as well
+        third = await enqueue(
+            topic=TOPIC, payload={"n": 1}, idempotency_key="same", connection=conn, clock=frozen
+        )
+        assert third.id == first.id
+        await enqueue(topic=TOPIC, payload={"n": 2}, idempotency_key="other", connection=conn, clock=frozen)
+    assert await OutboxMessage.all().count() == 2
+
+    with pytest.raises(OutboxKeyConflict):  # a key reused for another call is a bug, not a dedupe
+        await put(frozen, 99, key="same")
+    handler = Recorder()
+    assert await worker({TOPIC: handler}, frozen).run_once() == 2
+    assert sorted(key for _, key in handler.calls) == ["other", "same"]
+
+
+async def test_concurrent_transactions_enqueueing_one_key_make_one_row(
+    database: str, frozen: FrozenClock
+) -> None:
+    """On PostgreSQL the second INSERT waits on the unique index, then does nothing."""
+
+    async def enqueue_slowly() -> int:
+        async with in_transaction() as conn:
+            message = await enqueue(
+                topic=TOPIC, payload={"n": 1}, idempotency_key="race", connection=conn, clock=frozen
+            )
+            await asyncio.sleep(0.05)
+            return message.id
+
+    first, second = await asyncio.wait_for(asyncio.gather(enqueue_slowly(), enqueue_slowly()), 10)
+    assert first == second
+    assert await OutboxMessage.filter(idempotency_key="race").count() == 1
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+async def test_system_unavailable_backs_off_then_succeeds(database: str, frozen: FrozenClock) -> None:
+    handler = Recorder(unavailable(), SystemTimeout("slow", system="elicense", operation="store_license"))
+    message = await put(frozen)
+    w = worker({TOPIC: handler}, frozen, backoff_base_s=1.0, backoff_cap_s=8.0)
+    retried_before = metric("outbox_retried_total")
+
+    assert await w.run_once() == 1
+    row = await OutboxMessage.get(id=message.id)
+    assert (row.status, row.attempts, row.lease_owner, row.lease_until) == ("pending", 1, None, None)
+    assert "SystemUnavailable" in (row.last_error or "")
+    first_delay = (row.next_attempt_at - T0).total_seconds()
+    assert 0.5 <= first_delay <= 1.0  # base 1 s with "equal jitter"
+    assert await w.run_once() == 0  # not due yet
+
+    frozen.advance(seconds=first_delay)
+    assert await w.run_once() == 1
+    row = await OutboxMessage.get(id=message.id)
+    second_delay = (row.next_attempt_at - frozen.now()).total_seconds()
+    assert (row.status, row.attempts) == ("pending", 2)
+    assert 1.0 <= second_delay <= 2.0  # doubled
+
+    frozen.advance(seconds=second_delay)
+    assert await w.run_once() == 1
+    row = await OutboxMessage.get(id=message.id)
+    assert (row.status, row.attempts, row.result) == ("delivered", 3, {"license_id": "EL-1"})
+    assert [key for _, key in handler.calls] == ["key-1"] * 3  # the same key every time
+    assert metric("outbox_retried_total") == retried_before + 2
+
+
+async def test_a_crashing_handler_is_logged_and_retried(
+    database: str, frozen: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = Recorder(KeyError("license_type"))
+    message = await put(frozen)
+    w = worker({TOPIC: handler}, frozen, backoff_base_s=0.01, backoff_cap_s=0.01)
+    with caplog.at_level(logging.ERROR, logger="services.outbox"):
+        assert await w.run_once() == 1
+    crash = [r for r in caplog.records if r.getMessage().startswith("outbox: handler for")]
+    assert crash and crash[0].exc_info is not None  # with the traceback
+    row = await OutboxMessage.get(id=message.id)
+    assert row.status == "pending" and "handler crashed: KeyError" in (row.last_error or "")
+    frozen.advance(seconds=1)
+    assert await w.run_once() == 1
+    assert (await OutboxMessage.get(id=message.id)).status == "delivered"
+
+
+async def test_a_hung_handler_is_cut_off_and_retried(database: str, frozen: FrozenClock) -> None:
+    handler = Recorder(delay_s=5.0)
+    message = await put(frozen)
+    w = worker({TOPIC: handler}, frozen, handler_timeout_s=0.05)
+    assert await asyncio.wait_for(w.run_once(), 3) == 1
+    row = await OutboxMessage.get(id=message.id)
+    assert row.status == "pending" and "did not finish within 0.05s" in (row.last_error or "")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(rejected(), id="rejected"),
+        pytest.param(AdapterNotConfigured("no bank", system="banks", operation="notify"), id="not-configured"),
+    ],
+)
+async def test_a_refused_call_is_dead_at_once(database: str, frozen: FrozenClock, error: Exception) -> None:
+    handler = Recorder(error)
+    message = await put(frozen)
+    dead_before = metric("outbox_dead_total")
+    assert await worker({TOPIC: handler}, frozen).run_once() == 1
+    row = await OutboxMessage.get(id=message.id)
+    assert (row.status, row.attempts, row.lease_owner) == ("dead", 1, None)
+    assert type(error).__name__ in (row.last_error or "")
+    assert metric("outbox_dead_total") == dead_before + 1
+    frozen.advance(hours=1)
+    assert await worker({TOPIC: handler}, frozen).run_once() == 0
+    assert len(handler.calls) == 1
+
+
+async def test_an_unknown_topic_is_dead_not_skipped(database: str, frozen: FrozenClock) -> None:
+    message = await put(frozen, topic="tax.unheard_of")
+    assert await worker({TOPIC: Recorder()}, frozen).run_once() == 1
+    row = await OutboxMessage.get(id=message.id)
+    assert row.status == "dead"
+    assert "no handler for topic 'tax.unheard_of'" in (row.last_error or "")
+
+
+async def test_exhausted_attempts_are_dead(database: str, frozen: FrozenClock) -> None:
+    handler = Recorder(unavailable(), unavailable(), unavailable(), unavailable())
+    message = await put(frozen)
+    w = worker({TOPIC: handler}, frozen, max_attempts=3, backoff_base_s=1.0, backoff_cap_s=1.0)
+    for _ in range(3):
+        assert await w.run_once() == 1
+        frozen.advance(seconds=1)
+    assert await w.run_once() == 0
+    row = await OutboxMessage.get(id=message.id)
+    assert (row.status, row.attempts) == ("dead", 3)
+    assert (row.last_error or "").startswith("gave up after 3 attempts: SystemUnavailable")
+    assert len(handler.calls) == 3
+
+
+async def test_redrive_brings_dead_messages_back_and_they_are_delivered(
+    database: str, frozen: FrozenClock
+) -> None:
+    handler = Recorder(rejected(), rejected())
+    one, two = await put(frozen, 1), await put(frozen, 2)
+    await put(frozen, 3, topic="other.topic")
+    w = worker({TOPIC: handler, "other.topic": Recorder(rejected())}, frozen)
+    assert await w.run_once() == 3
+    assert await OutboxMessage.filter(status="dead").count() == 3
+
+    assert await redrive(ids=[]) == 0
+    assert await redrive(ids=[one.id], clock=frozen) == 1
+    assert await redrive(ids=[one.id], clock=frozen) == 0  # no longer dead
+    row = await OutboxMessage.get(id=one.id)
+    assert (row.status, row.attempts, row.next_attempt_at, row.lease_owner) == ("pending", 0, T0, None)
+    assert await redrive(topic=TOPIC, clock=frozen) == 1  # only `two` is still dead on this topic
+
+    assert await w.run_once() == 2
+    for message in (one, two):
+        row = await OutboxMessage.get(id=message.id)
+        assert (row.status, row.attempts) == ("delivered", 1)
+    assert [key for _, key in handler.calls] == ["key-1", "key-2", "key-1", "key-2"]
+    assert await redrive(clock=frozen) == 1  # everything still dead: the other topic's message
+
+
+# --- leases and concurrency ----------------------------------------------------------------------
+
+
+async def test_an_expired_lease_is_delivered_again_with_the_same_key(
+    database: str, frozen: FrozenClock
+) -> None:
+    message = await put(frozen)
+    [stale] = await claim_batch(worker_id="died-mid-delivery", limit=10, lease_s=30, clock=frozen)
+    handler = Recorder()
+    survivor = worker({TOPIC: handler}, frozen, worker_id="survivor")
+    assert await survivor.run_once() == 0  # the lease still holds
+
+    frozen.advance(seconds=31)
+    assert await survivor.run_once() == 1
+    assert handler.calls == [({"n": 1}, stale.idempotency_key)]
+    row = await OutboxMessage.get(id=message.id)
+    assert (row.status, row.attempts) == ("delivered", 2)
+    # The first worker comes back to life: it no longer holds the claim and changes nothing.
+    assert await mark_delivered(stale, result={"late": True}, clock=frozen) is False
+    assert (await OutboxMessage.get(id=message.id)).result == {"license_id": "EL-1"}
+
+
+async def test_a_message_whose_lease_keeps_expiring_goes_dead(database: str, frozen: FrozenClock) -> None:
+    """A message that kills every worker delivering it must not loop forever."""
+    message = await put(frozen)
+    for _ in range(2):
+        assert len(await claim_batch(worker_id="crashing", limit=1, lease_s=5, clock=frozen)) == 1
+        frozen.advance(seconds=6)
+    handler = Recorder()
+    assert await worker({TOPIC: handler}, frozen, max_attempts=2).run_once() == 1
+    row = await OutboxMessage.get(id=message.id)
+    assert row.status == "dead" and "never finished" in (row.last_error or "")
+    assert handler.calls == []
+
+
+async def test_concurrent_claims_never_hand_out_a_message_twice(database: str, frozen: FrozenClock) -> None:
+    for n in range(12):
+        await put(frozen, n)
+    ids: list[int] = []
+    for _ in range(10):
+        batches = await asyncio.gather(
+            *(claim_batch(worker_id=f"w{i}", limit=5, lease_s=30, clock=frozen) for i in range(4))
+        )
+        round_ids = [claim.id for batch in batches for claim in batch]
+        if not round_ids:
+            break
+        ids += round_ids
+    assert len(ids) == len(set(ids)) == 12
+
+
+async def test_two_workers_on_the_same_batch_deliver_each_message_once(
+    database: str, frozen: FrozenClock
+) -> None:
+    """PostgreSQL: SKIP LOCKED. SQLite: both read the same candidates, the conditional update decides."""
+    calls: Counter[str] = Counter()
+
+    async def handler(payload: dict[str, Any], key: str) -> dict[str, Any]:
+        calls[key] += 1
+        await asyncio.sleep(0.005)
+        return {}
+
+    for n in range(30):
+        await put(frozen, n)
+    first = worker({TOPIC: handler}, frozen, worker_id="a", batch_size=7, concurrency=4)
+    second = worker({TOPIC: handler}, frozen, worker_id="b", batch_size=7, concurrency=4)
+    claimed = 0
+    for _ in range(20):
+        a, b = await asyncio.wait_for(asyncio.gather(first.run_once(), second.run_once()), 10)
+        claimed += a + b
+        if a == b == 0:
+            break
+    assert claimed == 30
+    assert len(calls) == 30 and set(calls.values()) == {1}
+    assert await OutboxMessage.filter(status="delivered").count() == 30
+
+
+async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(
+    database: str, frozen: FrozenClock
+) -> None:
+    started = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def handler(payload: dict[str, Any], key: str) -> dict[str, Any]:
+        started.set()
+        await finish.wait()
+        return {"n": payload["n"]}
+
+    for n in range(3):
+        await put(frozen, n)
+    stop = asyncio.Event()
+    w = worker({TOPIC: handler}, frozen, concurrency=1)
+    running = asyncio.create_task(w.run_forever(stop))
+    await asyncio.wait_for(started.wait(), 5)
+    stop.set()
+    await asyncio.sleep(0.05)
+    assert not running.done()  # waits for the delivery in flight
+    finish.set()
+    await asyncio.wait_for(running, 5)
+
+    rows = await OutboxMessage.all().order_by("id")
+    assert [r.status for r in rows] == ["delivered", "pending", "pending"]
+    assert [(r.attempts, r.lease_owner) for r in rows[1:]] == [(0, None), (0, None)]  # released, uncounted
+
+
+async def test_run_forever_delivers_until_stopped(database: str) -> None:
+    handler = Recorder()
+    stop = asyncio.Event()
+    w = OutboxWorker(
+        handlers={TOPIC: handler}, worker_id="forever", poll_interval_s=0.01, clock=SystemClock()
+    )
+    running = asyncio.create_task(w.run_forever(stop))
+    try:
+        for n in range(5):
+            await put(SystemClock(), n)
+        for _ in range(300):
+            if await OutboxMessage.filter(status="delivered").count() == 5:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+    assert await OutboxMessage.filter(status="delivered").count() == 5
+    assert REGISTRY.get_sample_value("outbox_pending_messages", {"topic": TOPIC}) is not None
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+async def test_stats_count_by_status_and_topic(database: str, frozen: FrozenClock) -> None:
+    assert await outbox_stats(clock=frozen) == {
+        "by_status": {"pending": 0, "delivered": 0, "dead": 0},
+        "by_topic": {},
+        "oldest_pending_age_s": None,
+    }
+    await put(frozen, 1)
+    await put(frozen, 2, topic="other.topic")
+    frozen.advance(seconds=90)
+    await put(frozen, 3)
+    handlers = {TOPIC: Recorder(), "other.topic": Recorder(rejected())}
+    await worker(handlers, frozen, batch_size=2).run_once()
+    frozen.advance(seconds=10)
+    assert await outbox_stats(clock=frozen) == {
+        "by_status": {"pending": 1, "delivered": 1, "dead": 1},
+        "by_topic": {TOPIC: {"delivered": 1, "pending": 1}, "other.topic": {"dead": 1}},
+        "oldest_pending_age_s": 10.0,
+    }
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
+    for attempts, low, high in [(1, 0.5, 1.0), (2, 1.0, 2.0), (4, 4.0, 8.0), (12, 300.0, 600.0)]:
+        for _ in range(50):
+            assert low <= backoff_delay(attempts, base_s=1.0, cap_s=600.0) <= high

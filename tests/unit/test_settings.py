@@ -1,0 +1,44 @@
+import pytest
+
+from config.settings import ConfigurationError, Settings
+
+
+def test_embedded_default_needs_no_servers():
+    s = Settings(_env_file=None)
+    assert s.is_sqlite and s.redis_url is None and s.simulators_in_process
+
+
+def test_production_refuses_default_secrets():
+    with pytest.raises(ConfigurationError) as exc:
+        Settings(_env_file=None, profile="production", database_url="postgres://x/y", redis_url="redis://r")
+    message = str(exc.value)
+    assert "ESTATE_SECRET_KEY" in message and "ESTATE_PII_KEY" in message and "JWT" in message
+
+
+def test_production_with_real_secrets_starts(tmp_path):
+    key = tmp_path / "jwt.pem"
+    key.write_text("placeholder")
+    s = Settings(
+        _env_file=None,
+        profile="production",
+        database_url="postgres://x/y",
+        redis_url="redis://r",
+        secret_key="a" * 40,
+        pii_key="QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        blind_index_key="b" * 40,
+        jwt_private_key_file=key,
+        simulators_in_process=False,
+    )
+    assert s.profile == "production"
+
+
+def test_several_workers_need_postgres_and_redis():
+    with pytest.raises(ConfigurationError):
+        Settings(_env_file=None, workers=2)
+
+
+def test_environment_is_read(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h:5432/db")
+    monkeypatch.setenv("ESTATE_PORT", "9001")
+    s = Settings(_env_file=None)
+    assert s.database_url == "postgres://u@h:5432/db" and s.port == 9001
