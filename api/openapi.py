@@ -4,21 +4,37 @@ sanic-ext turns pydantic models into schemas itself, but loses `required`, enums
 models. So routes reference components by `$ref`, and the components are generated here from
 `model_json_schema()` and converted to the OpenAPI 3.0 dialect that sanic-ext emits
 (`nullable` instead of `{"type": "null"}`, no `const`).
+
+Path parameters are documented with their real bounds (database keys are positive int64), also
+when a route forgot to declare them: a fuzzer that knows the bounds tests right at them
+(.ci/quality-gates, docs/quality-gates.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Sanic
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.builders import OperationStore
 from sanic_ext.extensions.openapi.definitions import Parameter, RequestBody, Response
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MODELS: dict[str, type[BaseModel]] = {}
+
+INT64_MAX = 9_223_372_036_854_775_807
+# Database keys: BIGINT primary keys, never zero or negative.
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX}
+# What a path parameter of a Sanic type is documented as when the route does not say.
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "int": ID_SCHEMA,
+    "uuid": {"type": "string", "format": "uuid"},
+    "str": {"type": "string", "minLength": 1, "maxLength": 200},
+    "slug": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$", "maxLength": 200},
+}
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed request (problem+json)",
@@ -52,16 +68,28 @@ def ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+_NULL_SCHEMAS = ({"type": "null"}, {"nullable": True})
+
+
 def _to_oas30(node: Any) -> Any:
     if isinstance(node, list):
         return [_to_oas30(n) for n in node]
     if not isinstance(node, dict):
         return node
-    node = {k: _to_oas30(v) for k, v in node.items() if k not in ("$defs", "title")}
+    converted: dict[str, Any] = {}
+    for k, v in node.items():
+        if k in ("$defs", "title"):  # schema annotations, not kept
+            continue
+        if k == "properties" and isinstance(v, dict):
+            # Property names are data: a field called `title` (Problem.title) must stay.
+            converted[k] = {name: _to_oas30(sub) for name, sub in v.items()}
+        else:
+            converted[k] = _to_oas30(v)
+    node = converted
     for key in ("anyOf", "oneOf"):
         options = node.get(key)
-        if isinstance(options, list) and any(o == {"type": "null"} for o in options):
-            rest = [o for o in options if o != {"type": "null"}]
+        if isinstance(options, list) and any(o in _NULL_SCHEMAS for o in options):
+            rest = [o for o in options if o not in _NULL_SCHEMAS]
             del node[key]
             if len(rest) == 1:
                 inner = rest[0]
@@ -92,9 +120,43 @@ def component_schemas() -> dict[str, Any]:
     return schemas
 
 
+def path_param_schema(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An integer path parameter without bounds gets the database key's: 1..2**63-1."""
+    schema = dict(schema or ID_SCHEMA)
+    if schema.get("type") == "integer":
+        schema.setdefault("format", "int64")
+        schema.setdefault("minimum", 1)
+        schema.setdefault("maximum", INT64_MAX)
+    return schema
+
+
+def _document_route_parameters(app: Sanic) -> None:
+    """Every `<name:type>` of every route is a documented, bounded, required path parameter.
+
+    sanic-ext would otherwise add an undeclared one as a bare `integer`, and a fuzzer then sends
+    numbers the database cannot hold.
+    """
+    store = OperationStore()
+    for route in app.router.routes:
+        # Before the router is finalised (at server start) only the private `_params` exist.
+        params = getattr(route, "params", None) or getattr(route, "_params", {})
+        if not params or route.handler not in store:  # not documented with doc(): left to sanic-ext
+            continue
+        operation = store[route.handler]
+        documented = {p.fields.get("name") for p in operation.parameters if p.fields.get("in") == "path"}
+        for param in params.values():
+            if param.name in documented:
+                continue
+            label = param.label if param.label in _PATH_SCHEMAS else "str"
+            operation.parameters.append(
+                Parameter(param.name, cast(Any, dict(_PATH_SCHEMAS[label])), location="path", required=True)
+            )
+
+
 def install(app: Sanic) -> None:
-    """Called once the routes are registered: components, security schemes."""
+    """Called once the routes are registered: components, path parameters, security schemes."""
     ref(Problem)
+    _document_route_parameters(app)
     builder = app.ext.openapi
     for name, schema in component_schemas().items():
         builder.add_component("schemas", name, schema)
@@ -118,49 +180,76 @@ def doc(
     errors: Iterable[int] = (),
     secured: bool = True,
     extra_responses: dict[int, tuple[str, dict[str, Any]]] | None = None,
+    operation_id: str | None = None,
+    links: dict[str, dict[str, Any]] | None = None,
+    examples: dict[str, Any] | None = None,
 ) -> Callable[[F], F]:
-    """Document a route: request body, parameters, success and problem+json responses, security."""
+    """Document a route: request body, parameters, success and problem+json responses, security.
+
+    `path_params` maps a name to its schema; an integer without bounds gets the key bounds
+    (`ID_SCHEMA`), and one left out is added from the route by `install`. `operation_id` names
+    the operation (otherwise sanic-ext's `get~blueprint.handler`) so `links` can point at it:
+    `links={"GetProperty": {"operationId": "getMyProperty",
+    "parameters": {"right_id": "$response.body#/items/0/id"}}}` is attached to the success
+    response, for stateful testing. `examples` maps a path or query parameter name to an example
+    value.
+    """
     parameters: list[Any] = []
+    examples = examples or {}
     for name, schema in (path_params or {}).items():
-        parameters.append(Parameter(name, schema, location="path", required=True))
+        extra = {"example": examples[name]} if name in examples else {}
+        bounded = cast(Any, path_param_schema(schema))
+        parameters.append(Parameter(name, bounded, location="path", required=True, **extra))
     if query is not None:
         for field_name, info in query.model_json_schema()["properties"].items():
             alias = field_name
+            extra = {"example": examples[alias]} if alias in examples else {}
             parameters.append(
                 Parameter(
                     alias,
                     _to_oas30(info),
                     location="query",
                     required=field_name in query.model_json_schema().get("required", []),
+                    **extra,
                 )
             )
     status, model = ok
     ok_schema: Any = ref(model) if isinstance(model, type) else model
+    ok_extra: dict[str, Any] = {"links": links} if links else {}
     responses = [
         Response(
             {ok_content_type: ok_schema} if ok_schema is not None else None,
             status=status,
             description="Success",
+            **ok_extra,
         )
     ]
     all_errors = set(errors) | {422} | ({401} if secured else set())
     if body is not None:
         all_errors |= {400}
     for code in sorted(all_errors):
-        responses.append(
-            Response({"application/problem+json": ref(Problem)}, status=code, description=ERROR_DESCRIPTIONS[code])
-        )
+        problem = {"application/problem+json": ref(Problem)}
+        responses.append(Response(problem, status=code, description=ERROR_DESCRIPTIONS[code]))
     for code, (desc, content) in (extra_responses or {}).items():
         responses.append(Response(content, status=code, description=desc))
     request_body = (
         RequestBody({ct: ref(body) for ct in body_content_types}, required=True) if body is not None else None
     )
-    return openapi.definition(
+    define = openapi.definition(
+        operation=operation_id,
         summary=summary,
         description=description,
         tag=tag,
         body=request_body,
-        parameter=parameters or None,
         response=responses,
         secured={"bearer": []} if secured else None,
     )
+
+    def decorator(handler: F) -> F:
+        handler = define(handler)
+        # Added as built: `openapi.definition(parameter=...)` would re-make a dict schema into
+        # an object schema whose properties are the schema's keywords.
+        OperationStore()[handler].parameters.extend(parameters)
+        return handler
+
+    return decorator

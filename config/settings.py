@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: float = 0.5
     outbox_lease_s: float = 30.0
     outbox_max_attempts: int = 8
+    outbox_backoff_base_s: float = 1.0
+    outbox_backoff_cap_s: float = 600.0
+    outbox_concurrency: int = 8
 
     # Demo data
     demo_seed: int = 20261129
@@ -98,6 +101,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    # Properties, guardians, access log (docs/properties.md)
+    guardianship_reverify_days: int = Field(default=30, ge=1)  # ask the civil registry again after this
+    ward_link_attempts_per_day: int = Field(default=20, ge=1)  # per guardian: the link is no ID oracle
+    property_cache_ttl_s: int = Field(default=300, ge=1)  # bounds staleness if an invalidation is lost
+    property_alert_hotline: str = "12345"  # named in property-change SMS; illustrative
 
     @model_validator(mode="after")
     def _check_profile(self) -> Settings:
@@ -139,6 +148,9 @@ MODEL_MODULES = [
     "services.models.registry",
     "services.models.accounts",
     "services.models.outbox",
+    "services.models.audit",
+    "services.models.guardianship",
+    "services.models.messages",
 ]
 
 

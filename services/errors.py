@@ -154,3 +154,44 @@ class MalformedRequest(DomainError):
     code = "MALFORMED_REQUEST"
     title_zh = "请求格式错误"
     title_en = "The request is malformed"
+
+
+# --- properties, guardianship, access log ------------------------------------------------------
+
+
+class InvalidCursor(ValidationFailed):
+    code = "INVALID_CURSOR"
+    title_zh = "分页游标无效"
+    title_en = "The pagination cursor is not valid"
+
+
+class GuardianshipNotVerified(PermissionDenied):
+    """A refusal of permission, not of input: the registry did not confirm the caller may act for the ward."""
+
+    code = "GUARDIANSHIP_NOT_VERIFIED"
+    title_zh = "户籍系统未能核验您与该未成年人的监护关系"
+    title_en = "The civil registry does not confirm the guardianship"
+
+
+class WardNotMinor(ValidationFailed):
+    code = "WARD_NOT_MINOR"
+    title_zh = "被监护人已年满十八周岁，请由本人查询"
+    title_en = "The ward is 18 or older and can query in person"
+
+
+class WardIsSelf(ValidationFailed):
+    code = "WARD_IS_SELF"
+    title_zh = "不能将本人添加为被监护人"
+    title_en = "You cannot add yourself as a ward"
+
+
+class InvalidCaseTransition(Conflict):
+    code = "INVALID_CASE_TRANSITION"
+    title_zh = "登记案件不能从当前状态变更为该状态"
+    title_en = "The registration case cannot move from its state to that state"
+
+
+class RegisterStateConflict(Conflict):
+    code = "REGISTER_STATE_CONFLICT"
+    title_zh = "登记簿中的该记录已不是可变更的状态"
+    title_en = "The register entry is no longer in a state that allows this change"

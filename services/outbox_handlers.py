@@ -32,7 +32,9 @@ def _plain(result: Any) -> dict[str, Any] | None:
     if result is None:
         return None
     if is_dataclass(result) and not isinstance(result, type):
-        return {k: (v.isoformat() if isinstance(v, date | datetime) else v) for k, v in asdict(result).items()}
+        return {
+            k: (v.isoformat() if isinstance(v, date | datetime) else v) for k, v in asdict(result).items()
+        }
     return {"value": str(result)}
 
 
@@ -45,7 +47,12 @@ def build_handlers(integrations: Integrations) -> dict[str, Handler]:
     async def bank_notify(p: dict[str, Any], key: str) -> dict[str, Any] | None:
         return _plain(
             await i.banks.notify_filing(
-                key, p["bank_code"], p["filing_ref"], p["status"], p.get("certificate_number"), p.get("detail", "")
+                key,
+                p["bank_code"],
+                p["filing_ref"],
+                p["status"],
+                p.get("certificate_number"),
+                p.get("detail", ""),
             )
         )
 
@@ -72,7 +79,11 @@ def build_handlers(integrations: Integrations) -> dict[str, Handler]:
     async def tax_book(p: dict[str, Any], key: str) -> dict[str, Any] | None:
         return _plain(
             await i.tax.book_appointment(
-                key, p["office_code"], datetime.fromisoformat(p["slot_start"]), p["applicant_ref"], p["case_ref"]
+                key,
+                p["office_code"],
+                datetime.fromisoformat(p["slot_start"]),
+                p["applicant_ref"],
+                p["case_ref"],
             )
         )
 

@@ -90,7 +90,7 @@ class OutboxWorker:
         self._concurrency = asyncio.Semaphore(concurrency)
         self._rng = rng or random.Random()
         self._stop: asyncio.Event | None = None
-        self._known_topics: set[str] = set()
+        self._known_topics: set[str] = set(self.handlers)  # reported as 0 when none are pending
 
     @classmethod
     def from_settings(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -10,7 +12,7 @@ from tortoise.models import Model
 class OutboxMessage(Model):
     id = fields.BigIntField(primary_key=True)
     topic = fields.CharField(max_length=64)  # e.g. "elicense.store_license"
-    payload = fields.JSONField()
+    payload: Any = fields.JSONField()
     idempotency_key = fields.CharField(max_length=128, unique=True)
     status = fields.CharField(max_length=12, default="pending")  # pending | delivered | dead
     attempts = fields.IntField(default=0)
@@ -18,7 +20,7 @@ class OutboxMessage(Model):
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.DatetimeField(null=True)
     last_error = fields.TextField(null=True)
-    result = fields.JSONField(null=True)
+    result: Any = fields.JSONField(null=True)
     created_at = fields.DatetimeField()
     delivered_at = fields.DatetimeField(null=True)
 

@@ -10,20 +10,21 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
+from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
 from config.settings import tortoise_config
 from integrations.errors import AdapterNotConfigured, RequestRejected, SystemTimeout, SystemUnavailable
 from services.clock import Clock, FrozenClock, SystemClock
-from services.db import apply_migrations, close_database, dialect, open_database
+from services.db import apply_migrations, dialect
 from services.models.outbox import OutboxMessage
 from services.outbox import (
     OutboxKeyConflict,
@@ -36,7 +37,7 @@ from services.outbox import (
 from services.outbox_worker import OutboxWorker, backoff_delay
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-TOPIC = "elicense.store_license"
+TOPIC = "outbox_test.store_license"  # no real handler: an in-process app worker never takes it
 NEEDS_PG = "needs PostgreSQL: set TEST_DATABASE_URL"
 
 
@@ -69,15 +70,18 @@ async def scratch_postgres(base_url: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+async def migrated_database(backend: str, directory: Path) -> AsyncIterator[str]:
     """The URL of a fresh database of `backend`, built by the real migrations."""
     if backend == "sqlite":
-        yield f"sqlite://{tmp_path / 'outbox.sqlite3'}"
+        url = f"sqlite://{directory / 'outbox.sqlite3'}"
+        await apply_migrations(tortoise_config(url))
+        yield url
         return
     base_url = os.environ.get("TEST_DATABASE_URL")
     if not base_url:
         pytest.skip(NEEDS_PG)
     async with scratch_postgres(base_url) as url:
+        await apply_migrations(tortoise_config(url))
         yield url
 
 
@@ -87,17 +91,41 @@ BACKENDS = [
 ]
 
 
-@pytest.fixture(params=BACKENDS)
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with migrated_database(request.param, tmp_path) as url:
-        config = tortoise_config(url)
-        await apply_migrations(config)
-        ctx = await open_database(config)
+class Db(NamedTuple):
+    backend: str
+    url: str
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def migrated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Db]:
+    """One database per backend for this module (creating one per test costs ~0.5 s on PostgreSQL)."""
+    async with migrated_database(request.param, tmp_path_factory.mktemp("outbox")) as url:
+        yield Db(request.param, url)
+
+
+@pytest.fixture
+async def database(migrated: Db) -> AsyncIterator[Db]:
+    """The module's database, emptied, open in this test's context."""
+    async with tortoise_for_this_test(tortoise_config(migrated.url)):
+        assert dialect() == migrated.backend
+        await OutboxMessage.all().delete()
+        yield migrated
+
+
+@asynccontextmanager
+async def tortoise_for_this_test(config: dict[str, Any]) -> AsyncIterator[None]:
+    """Tortoise bound to this test's context (pytest-asyncio carries it from fixture to test), not
+    the process-wide fallback: the session app of tests/conftest.py may hold that, and its
+    in-process outbox worker must not see these databases."""
+    ctx = TortoiseContext()
+    with ctx:
+        await ctx.init(config=config)
         try:
-            assert dialect() == request.param
-            yield request.param
+            yield
         finally:
-            await close_database(ctx)
+            await ctx.close_connections()
 
 
 @pytest.fixture
@@ -172,7 +200,7 @@ class Rollback(Exception):
     pass
 
 
-async def test_enqueue_in_a_rolled_back_transaction_leaves_no_row(database: str, frozen: FrozenClock) -> None:
+async def test_enqueue_in_a_rolled_back_transaction_leaves_no_row(database: Db, frozen: FrozenClock) -> None:
     with pytest.raises(Rollback):
         async with in_transaction() as conn:
             await enqueue(topic=TOPIC, payload={"n": 1}, idempotency_key="k", connection=conn, clock=frozen)
@@ -182,7 +210,7 @@ async def test_enqueue_in_a_rolled_back_transaction_leaves_no_row(database: str,
     assert await worker({TOPIC: Recorder()}, frozen).run_once() == 0
 
 
-async def test_a_committed_message_is_delivered_with_its_key(database: str, frozen: FrozenClock) -> None:
+async def test_a_committed_message_is_delivered_with_its_key(database: Db, frozen: FrozenClock) -> None:
     handler = Recorder()
     message = await put(frozen, 7)
     assert (message.status, message.attempts, message.next_attempt_at) == ("pending", 0, T0)
@@ -203,7 +231,7 @@ async def test_a_committed_message_is_delivered_with_its_key(database: str, froz
     assert await worker({TOPIC: handler}, frozen).run_once() == 0  # delivered is final
 
 
-async def test_the_same_key_twice_is_one_row(database: str, frozen: FrozenClock) -> None:
+async def test_the_same_key_twice_is_one_row(database: Db, frozen: FrozenClock) -> None:
     first = await put(frozen, 1, key="same")
     second = await put(frozen, 1, key="same")
     assert second.id == first.id
@@ -223,7 +251,7 @@ async def test_the_same_key_twice_is_one_row(database: str, frozen: FrozenClock)
 
 
 async def test_concurrent_transactions_enqueueing_one_key_make_one_row(
-    database: str, frozen: FrozenClock
+    database: Db, frozen: FrozenClock
 ) -> None:
     """On PostgreSQL the second INSERT waits on the unique index, then does nothing."""
 
@@ -243,7 +271,7 @@ async def test_concurrent_transactions_enqueueing_one_key_make_one_row(
 # --- failures ----------------------------------------------------------------------------------
 
 
-async def test_system_unavailable_backs_off_then_succeeds(database: str, frozen: FrozenClock) -> None:
+async def test_system_unavailable_backs_off_then_succeeds(database: Db, frozen: FrozenClock) -> None:
     handler = Recorder(unavailable(), SystemTimeout("slow", system="elicense", operation="store_license"))
     message = await put(frozen)
     w = worker({TOPIC: handler}, frozen, backoff_base_s=1.0, backoff_cap_s=8.0)
@@ -273,7 +301,7 @@ async def test_system_unavailable_backs_off_then_succeeds(database: str, frozen:
 
 
 async def test_a_crashing_handler_is_logged_and_retried(
-    database: str, frozen: FrozenClock, caplog: pytest.LogCaptureFixture
+    database: Db, frozen: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     handler = Recorder(KeyError("license_type"))
     message = await put(frozen)
@@ -289,7 +317,7 @@ async def test_a_crashing_handler_is_logged_and_retried(
     assert (await OutboxMessage.get(id=message.id)).status == "delivered"
 
 
-async def test_a_hung_handler_is_cut_off_and_retried(database: str, frozen: FrozenClock) -> None:
+async def test_a_hung_handler_is_cut_off_and_retried(database: Db, frozen: FrozenClock) -> None:
     handler = Recorder(delay_s=5.0)
     message = await put(frozen)
     w = worker({TOPIC: handler}, frozen, handler_timeout_s=0.05)
@@ -302,10 +330,12 @@ async def test_a_hung_handler_is_cut_off_and_retried(database: str, frozen: Froz
     "error",
     [
         pytest.param(rejected(), id="rejected"),
-        pytest.param(AdapterNotConfigured("no bank", system="banks", operation="notify"), id="not-configured"),
+        pytest.param(
+            AdapterNotConfigured("no bank", system="banks", operation="notify"), id="not-configured"
+        ),
     ],
 )
-async def test_a_refused_call_is_dead_at_once(database: str, frozen: FrozenClock, error: Exception) -> None:
+async def test_a_refused_call_is_dead_at_once(database: Db, frozen: FrozenClock, error: Exception) -> None:
     handler = Recorder(error)
     message = await put(frozen)
     dead_before = metric("outbox_dead_total")
@@ -319,7 +349,7 @@ async def test_a_refused_call_is_dead_at_once(database: str, frozen: FrozenClock
     assert len(handler.calls) == 1
 
 
-async def test_an_unknown_topic_is_dead_not_skipped(database: str, frozen: FrozenClock) -> None:
+async def test_an_unknown_topic_is_dead_not_skipped(database: Db, frozen: FrozenClock) -> None:
     message = await put(frozen, topic="tax.unheard_of")
     assert await worker({TOPIC: Recorder()}, frozen).run_once() == 1
     row = await OutboxMessage.get(id=message.id)
@@ -327,7 +357,7 @@ async def test_an_unknown_topic_is_dead_not_skipped(database: str, frozen: Froze
     assert "no handler for topic 'tax.unheard_of'" in (row.last_error or "")
 
 
-async def test_exhausted_attempts_are_dead(database: str, frozen: FrozenClock) -> None:
+async def test_exhausted_attempts_are_dead(database: Db, frozen: FrozenClock) -> None:
     handler = Recorder(unavailable(), unavailable(), unavailable(), unavailable())
     message = await put(frozen)
     w = worker({TOPIC: handler}, frozen, max_attempts=3, backoff_base_s=1.0, backoff_cap_s=1.0)
@@ -342,7 +372,7 @@ async def test_exhausted_attempts_are_dead(database: str, frozen: FrozenClock) -
 
 
 async def test_redrive_brings_dead_messages_back_and_they_are_delivered(
-    database: str, frozen: FrozenClock
+    database: Db, frozen: FrozenClock
 ) -> None:
     handler = Recorder(rejected(), rejected())
     one, two = await put(frozen, 1), await put(frozen, 2)
@@ -370,7 +400,7 @@ async def test_redrive_brings_dead_messages_back_and_they_are_delivered(
 
 
 async def test_an_expired_lease_is_delivered_again_with_the_same_key(
-    database: str, frozen: FrozenClock
+    database: Db, frozen: FrozenClock
 ) -> None:
     message = await put(frozen)
     [stale] = await claim_batch(worker_id="died-mid-delivery", limit=10, lease_s=30, clock=frozen)
@@ -388,7 +418,7 @@ async def test_an_expired_lease_is_delivered_again_with_the_same_key(
     assert (await OutboxMessage.get(id=message.id)).result == {"license_id": "EL-1"}
 
 
-async def test_a_message_whose_lease_keeps_expiring_goes_dead(database: str, frozen: FrozenClock) -> None:
+async def test_a_message_whose_lease_keeps_expiring_goes_dead(database: Db, frozen: FrozenClock) -> None:
     """A message that kills every worker delivering it must not loop forever."""
     message = await put(frozen)
     for _ in range(2):
@@ -401,7 +431,7 @@ async def test_a_message_whose_lease_keeps_expiring_goes_dead(database: str, fro
     assert handler.calls == []
 
 
-async def test_concurrent_claims_never_hand_out_a_message_twice(database: str, frozen: FrozenClock) -> None:
+async def test_concurrent_claims_never_hand_out_a_message_twice(database: Db, frozen: FrozenClock) -> None:
     for n in range(12):
         await put(frozen, n)
     ids: list[int] = []
@@ -416,8 +446,25 @@ async def test_concurrent_claims_never_hand_out_a_message_twice(database: str, f
     assert len(ids) == len(set(ids)) == 12
 
 
+async def test_postgres_claim_skips_rows_locked_by_another_claim(database: Db, frozen: FrozenClock) -> None:
+    if database.backend != "postgres":
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite claims by conditional update")
+    first, second = await put(frozen, 1), await put(frozen, 2)
+    other = await asyncpg.connect(database.url.replace("postgres://", "postgresql://", 1))
+    try:
+        async with other.transaction():  # another worker, between its SELECT ... FOR UPDATE and its UPDATE
+            await other.execute("SELECT id FROM outbox_message WHERE id = $1 FOR UPDATE", first.id)
+            claims = await asyncio.wait_for(
+                claim_batch(worker_id="w", limit=10, lease_s=30, clock=frozen), 5
+            )  # does not wait for the lock
+            assert [c.id for c in claims] == [second.id]
+    finally:
+        await other.close()
+    assert [c.id for c in await claim_batch(worker_id="w", limit=10, lease_s=30, clock=frozen)] == [first.id]
+
+
 async def test_two_workers_on_the_same_batch_deliver_each_message_once(
-    database: str, frozen: FrozenClock
+    database: Db, frozen: FrozenClock
 ) -> None:
     """PostgreSQL: SKIP LOCKED. SQLite: both read the same candidates, the conditional update decides."""
     calls: Counter[str] = Counter()
@@ -443,7 +490,7 @@ async def test_two_workers_on_the_same_batch_deliver_each_message_once(
 
 
 async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(
-    database: str, frozen: FrozenClock
+    database: Db, frozen: FrozenClock
 ) -> None:
     started = asyncio.Event()
     finish = asyncio.Event()
@@ -470,11 +517,15 @@ async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(
     assert [(r.attempts, r.lease_owner) for r in rows[1:]] == [(0, None), (0, None)]  # released, uncounted
 
 
-async def test_run_forever_delivers_until_stopped(database: str) -> None:
+async def test_run_forever_delivers_until_stopped(database: Db) -> None:
     handler = Recorder()
     stop = asyncio.Event()
     w = OutboxWorker(
-        handlers={TOPIC: handler}, worker_id="forever", poll_interval_s=0.01, clock=SystemClock()
+        handlers={TOPIC: handler},
+        worker_id="forever",
+        poll_interval_s=0.01,
+        gauge_interval_s=0,  # refresh the pending gauge every round
+        clock=SystemClock(),
     )
     running = asyncio.create_task(w.run_forever(stop))
     try:
@@ -488,13 +539,13 @@ async def test_run_forever_delivers_until_stopped(database: str) -> None:
         stop.set()
         await asyncio.wait_for(running, 5)
     assert await OutboxMessage.filter(status="delivered").count() == 5
-    assert REGISTRY.get_sample_value("outbox_pending_messages", {"topic": TOPIC}) is not None
+    assert REGISTRY.get_sample_value("outbox_pending_messages", {"topic": TOPIC}) == 0
 
 
 # --- operations --------------------------------------------------------------------------------
 
 
-async def test_stats_count_by_status_and_topic(database: str, frozen: FrozenClock) -> None:
+async def test_stats_count_by_status_and_topic(database: Db, frozen: FrozenClock) -> None:
     assert await outbox_stats(clock=frozen) == {
         "by_status": {"pending": 0, "delivered": 0, "dead": 0},
         "by_topic": {},
