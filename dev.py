@@ -131,15 +131,18 @@ def cmd_setup(args: list[str]) -> int:
 
 
 def cmd_lock(args: list[str]) -> int:
-    say(f"writing {LOCK.name} from .venv (pip freeze --exclude-editable)")
+    say(f"writing {LOCK.name} from .venv (pip freeze --all --exclude-editable, without pip)")
     frozen = subprocess.run(
-        [PYTHON, "-m", "pip", "freeze", "--disable-pip-version-check", "--exclude-editable"],
+        [PYTHON, "-m", "pip", "freeze", "--all", "--disable-pip-version-check", "--exclude-editable"],
         cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    pins = sorted((line for line in frozen.splitlines() if line and not line.startswith("#")), key=str.lower)
+    # --all keeps setuptools (sanic needs it at run time); pip itself is the installer, not a pin.
+    pins = sorted(
+        (line for line in frozen.splitlines() if line and not line.startswith(("#", "pip=="))), key=str.lower
+    )
     header = [
         "# Every package of the dev environment, pinned. Used as constraints:",
         "#   pip install -c requirements.lock -e .[dev]     (python3 dev.py setup)",

@@ -5,6 +5,7 @@
   seed [--persons N ...]   load the deterministic demo data
   worker                   run an outbox worker process
   outbox redrive|stats     operate the outbox
+  audit verify             check the access log's hash chain (exit 1 if it was tampered with)
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def _serve(settings: Settings, *, demo: bool) -> None:
         access_log=False,
         motd=False,
     )
-    Sanic.serve(primary=app, app_loader=None if single else loader)
+    if single:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -106,6 +110,21 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
         await close_database(ctx)
 
 
+async def _audit_verify(settings: Settings) -> int:
+    from services.audit import verify_chain
+    from services.db import close_database, open_database
+
+    ctx = await open_database(settings.tortoise_config())
+    try:
+        report = await verify_chain()
+    finally:
+        await close_database(ctx)
+    print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    if not report.ok:
+        print(f"access log tampered: first bad entry {report.first_bad_seq} ({report.problem})", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     redrive.add_argument("--id", type=int, action="append")
     redrive.add_argument("--topic")
     ob_sub.add_parser("stats")
+    au = sub.add_parser("audit")
+    au.add_subparsers(dest="audit_command", required=True).add_parser("verify")
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {}
@@ -145,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_worker(settings, once=args.once))
     elif args.command == "outbox":
         asyncio.run(_outbox(settings, args))
+    elif args.command == "audit":
+        sys.exit(asyncio.run(_audit_verify(settings)))
     else:  # pragma: no cover - argparse rejects unknown commands
         parser.error(f"unknown command {args.command}")
     sys.exit(0)

@@ -14,6 +14,9 @@ from api.routes import admin as admin_routes
 from api.routes import auth as auth_routes
 from api.routes import health as health_routes
 from api.routes import me as me_routes
+from api.routes import messages as messages_routes
+from api.routes import properties as properties_routes
+from api.routes import wards as wards_routes
 from api.worker import run_outbox_worker
 from config.settings import Settings, load_settings
 from services.clock import Clock
@@ -52,7 +55,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.ctx.settings = settings
     observability.install(app)
     errors.register_error_handlers(app)
-    for blueprint in (health_routes.bp, auth_routes.bp, me_routes.bp, admin_routes.bp):
+    for blueprint in (
+        health_routes.bp,
+        auth_routes.bp,
+        me_routes.bp,
+        admin_routes.bp,
+        properties_routes.bp,
+        wards_routes.bp,
+        messages_routes.bp,
+    ):
         app.blueprint(blueprint)
     openapi.install(app)
 

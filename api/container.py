@@ -100,7 +100,7 @@ async def start_services(settings: Settings, *, clock: Clock | None = None, migr
 
 async def load_demo(services: Services) -> None:
     from integrations.banks.config import load_banks
-    from services.demo import civil_registry_dataset, seed_demo_data
+    from services.demo import civil_registry_dataset_from_db, seed_demo_data
 
     settings = services.settings
     services.demo = await seed_demo_data(
@@ -111,7 +111,7 @@ async def load_demo(services: Services) -> None:
         banks=load_banks(settings.banks_file),
     )
     if services.simulators is not None:
-        dataset = await civil_registry_dataset(vault=services.vault, seed=settings.demo_seed)
+        dataset = await civil_registry_dataset_from_db(vault=services.vault, seed=settings.demo_seed)
         services.simulators.civil_registry.load(people=dataset.people, guardianships=dataset.guardianships)
 
 

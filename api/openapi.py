@@ -71,6 +71,12 @@ def ref(model: type[BaseModel]) -> dict[str, str]:
 _NULL_SCHEMAS = ({"type": "null"}, {"nullable": True})
 
 
+class _Parameter(Parameter):
+    """sanic-ext keeps only the fields a definition class declares; OpenAPI also has these."""
+
+    example: Any
+
+
 def _to_oas30(node: Any) -> Any:
     if isinstance(node, list):
         return [_to_oas30(n) for n in node]
@@ -199,13 +205,13 @@ def doc(
     for name, schema in (path_params or {}).items():
         extra = {"example": examples[name]} if name in examples else {}
         bounded = cast(Any, path_param_schema(schema))
-        parameters.append(Parameter(name, bounded, location="path", required=True, **extra))
+        parameters.append(_Parameter(name, bounded, location="path", required=True, **extra))
     if query is not None:
         for field_name, info in query.model_json_schema()["properties"].items():
             alias = field_name
             extra = {"example": examples[alias]} if alias in examples else {}
             parameters.append(
-                Parameter(
+                _Parameter(
                     alias,
                     _to_oas30(info),
                     location="query",
@@ -215,13 +221,11 @@ def doc(
             )
     status, model = ok
     ok_schema: Any = ref(model) if isinstance(model, type) else model
-    ok_extra: dict[str, Any] = {"links": links} if links else {}
     responses = [
         Response(
             {ok_content_type: ok_schema} if ok_schema is not None else None,
             status=status,
             description="Success",
-            **ok_extra,
         )
     ]
     all_errors = set(errors) | {422} | ({401} if secured else set())
@@ -249,7 +253,10 @@ def doc(
         handler = define(handler)
         # Added as built: `openapi.definition(parameter=...)` would re-make a dict schema into
         # an object schema whose properties are the schema's keywords.
-        OperationStore()[handler].parameters.extend(parameters)
+        operation = OperationStore()[handler]
+        operation.parameters.extend(parameters)
+        if links:  # likewise, a response definition keeps no `links` of its own
+            operation.responses[status]._fields["links"] = links
         return handler
 
     return decorator

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -312,7 +312,70 @@ async def ceiling(opts: Options) -> dict[str, Any]:
             await asyncio.to_thread(process.wait, 10)
 
 
+# --- my properties (docs/properties.md) -----------------------------------------------------------
+
+# Citizens holding 1 to 5 current rights: the ordinary owner the list is built for.
+_HOLDER_PHONES = """
+SELECT p.phone FROM person p
+  JOIN right_holder h ON h.person_id = p.id
+  JOIN "right" r ON r.id = h.right_id AND r.status = 'current'
+ WHERE p.phone IS NOT NULL
+ GROUP BY p.id, p.phone
+HAVING COUNT(*) BETWEEN 1 AND 5
+ ORDER BY p.id
+ LIMIT {limit:d}
+"""
+
+
+async def _holder_phones(database_url: str, limit: int) -> list[str]:
+    sql = _HOLDER_PHONES.format(limit=limit)
+    if database_url.startswith("sqlite://"):
+        path = ROOT / database_url.removeprefix("sqlite://")
+        if not path.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return [row[0] for row in db.execute(sql)]
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        return [row[0] for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+async def my_properties(opts: Options) -> dict[str, Any]:
+    """Citizens with 1-5 current rights each, signed in once, GET /api/v1/me/properties round robin.
+
+    After each citizen's first read the list comes from the per-person cache; every read still
+    appends one entry to the access log, so this measures the cache and the audit chain's lock.
+    """
+    if opts.phones_file is None:  # --phones-file wins; otherwise the holders, from the database
+        phones = await _holder_phones(opts.database_url, opts.users)
+        if not phones:
+            raise SystemExit("no citizen with 1-5 rights and a phone in the database: seed the demo first")
+        phones_file = TOKEN_CACHE_DIR / "holder-phones.json"
+        phones_file.parent.mkdir(parents=True, exist_ok=True)
+        phones_file.write_text(json.dumps(phones))
+        opts = replace(opts, phones_file=phones_file)
+    tokens, setup = await citizen_tokens(opts)
+    print(f"[bench] {setup['users']} property holders ready ({setup['phones_from']})", flush=True)
+    headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
+
+    def properties(i: int) -> tuple[str, str, dict[str, str], Any]:
+        return "GET", "/api/v1/me/properties", headers[i % len(headers)], None
+
+    pids = (
+        pids_listening_on(urlsplit(opts.base_url).port or 80)
+        if opts.server_pid is None
+        else [opts.server_pid]
+    )
+    run = await measure(opts, "GET /api/v1/me/properties", opts.base_url, pids, properties)
+    return {"setup": setup, "runs": {"GET /api/v1/me/properties": run}}
+
+
 SCENARIOS: dict[str, Callable[[Options], Awaitable[dict[str, Any]]]] = {
     "signin-me": signin_me,
     "ceiling": ceiling,
+    "my-properties": my_properties,
 }

@@ -87,8 +87,17 @@ async def reader_for(principal: Principal) -> Reader:
 
 _LIMITS = {
     f: AccessLogEntry._meta.fields_map[f].max_length  # type: ignore[attr-defined]
-    for f in ("reader_subject", "reader_role", "reader_display", "person_index", "action", "object_type",
-              "object_id", "purpose", "request_id")
+    for f in (
+        "reader_subject",
+        "reader_role",
+        "reader_display",
+        "person_index",
+        "action",
+        "object_type",
+        "object_id",
+        "purpose",
+        "request_id",
+    )
 }
 
 
@@ -141,7 +150,9 @@ async def _locked_head(conn: BaseDBAsyncClient) -> tuple[int, str]:
             return int(rows[0]["last_seq"]), str(rows[0]["last_hash"])
         # First append ever: create the head (a concurrent creator makes this a no-op).
         await AccessLogHead.bulk_create(
-            [AccessLogHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)], ignore_conflicts=True, using_db=conn
+            [AccessLogHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)],
+            ignore_conflicts=True,
+            using_db=conn,
         )
     raise RuntimeError("access log head row cannot be created")
 
@@ -185,8 +196,10 @@ async def record_access(
                     "prev_hash": last_hash,
                 }
                 digest = entry_hash(fields)
-                moved = await AccessLogHead.filter(id=HEAD_ID, last_seq=last_seq).using_db(conn).update(
-                    last_seq=fields["seq"], last_hash=digest, updated_at=fields["occurred_at"]
+                moved = (
+                    await AccessLogHead.filter(id=HEAD_ID, last_seq=last_seq)
+                    .using_db(conn)
+                    .update(last_seq=fields["seq"], last_hash=digest, updated_at=fields["occurred_at"])
                 )
                 if moved != 1:
                     raise _HeadMoved()

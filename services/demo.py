@@ -841,7 +841,8 @@ class _Estate:
     remaining: int
     buildings: int
     floors: int
-    used: set[tuple[int, int]] = field(default_factory=set)
+    used: set[str] = field(default_factory=set)  # fixture units taken
+    parking: int = 0  # spaces numbered so far
 
 
 class _Seeder:
@@ -1088,16 +1089,17 @@ class _Seeder:
 
     async def write_generated(self, *, persons: int, units: int) -> None:
         block: list[list[_Member]] = []
-        people_done = units_done = 0
+        people_done = units_done = in_block = 0
         for household in _generated_households(self.seed, persons):
             block.append(household)
             people_done += len(household)
-            if sum(len(h) for h in block) >= self.batch_size:
+            in_block += len(household)
+            if in_block >= self.batch_size:
                 share = units * people_done // persons - units_done
                 self.block(block, share)
                 units_done += share
                 await self.flush()
-                block = []
+                block, in_block = [], 0
         self.block(block, units - units_done)
         await self.flush()
 
@@ -1127,34 +1129,33 @@ class _Seeder:
         e.remaining -= 1
         d = e.district
         place = f"上海市{d.name}{e.road}{e.number}"
+        use = e.kind
         if e.kind == "residential" and rng.random() < 0.1:
-            slot = 1 + len([1 for b, _ in e.used if b == 999])
-            e.used.add((999, slot))
-            fixture, address, use = f"0999{slot:04d}", f"{place}弄地下车库{slot}号车位", "parking"
+            e.parking += 1
+            fixture, address, use = f"0999{e.parking:04d}", f"{place}弄地下车库{e.parking}号车位", "parking"
             area = Decimal(rng.randint(1200, 1500)) / 100
+        elif e.kind == "industrial":
+            e.buildings += 1
+            fixture, address = f"{e.buildings:04d}0001", f"{place}号{e.buildings}幢"
+            area = Decimal(rng.randint(50000, 500000)) / 100
         else:
             while True:
                 building = rng.randint(1, e.buildings)
                 floor = rng.randint(1, e.floors)
                 room = floor * 100 + rng.randint(1, 4 if e.kind != "commercial" else 12)
-                if (building, room) not in e.used:
+                fixture = f"{building:04d}{room:04d}"
+                if fixture not in e.used:
                     break
-            e.used.add((building, room))
-            fixture = f"{building:04d}{room:04d}"
-            use = e.kind
+            e.used.add(fixture)
             if use == "residential":
                 address = f"{place}弄{building}号{room}室"
                 area = Decimal(round(min(260.0, max(28.0, rng.lognormvariate(4.45, 0.32))) * 100)) / 100
             elif use == "commercial":
                 address = f"{place}号{floor}层{room % 100:02d}商铺"
                 area = Decimal(rng.randint(2000, 40000)) / 100
-            elif use == "office":
+            else:
                 address = f"{place}号{room}室"
                 area = Decimal(rng.randint(6000, 60000)) / 100
-            else:
-                fixture = f"{building:04d}0001"
-                address = f"{place}号{building}幢"
-                area = Decimal(rng.randint(50000, 500000)) / 100
         number = f"{e.parcel}F{fixture}"
         return (
             d.code,
@@ -1187,7 +1188,7 @@ class _Seeder:
             number=rng.randint(1, 2000),
             parcel=f"{district.code}{cadastral:03d}{subdistrict:03d}GB{parcel:05d}",
             remaining=rng.randint(*size),
-            buildings=rng.randint(4, 40) if kind == "residential" else rng.randint(1, 3),
+            buildings=rng.randint(4, 40) if kind == "residential" else 0 if kind == "industrial" else 3,
             floors=rng.randint(6, 33) if kind in ("residential", "office") else rng.randint(1, 3),
         )
 
@@ -1229,7 +1230,9 @@ class _Seeder:
                 previous.insert(0, _random_day(rng, REGISTER_START, previous[0] - timedelta(days=60)))
             moments = [self.when(day) for day in [*previous, registered]]
             for i, day in enumerate(previous):
-                seller = rng.choice([h for h in block if h is not owner])
+                seller = owner
+                while seller is owner:
+                    seller = rng.choice(block)
                 holders = [
                     m for m in seller if m.relation != "child" and _years_after(m.birth_date, 18) <= day
                 ]

@@ -123,7 +123,7 @@ async def link_ward(
     index = vault.blind_index(ward_id_number)
     ward = await Person.get_or_none(id_number_index=index).only("id", "name")
     now = clock.now()
-    values = {
+    values: dict[str, Any] = {
         "ward_person_id": ward.id if ward else None,
         "relation": (verdict.relation or relation or None),
         "status": ACTIVE,
@@ -152,7 +152,11 @@ async def link_ward(
 
 
 async def list_wards(*, guardian_person_id: int, clock: Clock) -> list[dict[str, Any]]:
-    links = await GuardianshipLink.filter(guardian_id=guardian_person_id).order_by("id").select_related("ward_person")
+    links = (
+        await GuardianshipLink.filter(guardian_id=guardian_person_id)
+        .order_by("id")
+        .select_related("ward_person")
+    )
     today = local_today(clock)
     return [_ward_view(link, link.ward_person.name if link.ward_person else None, today) for link in links]
 
@@ -237,9 +241,13 @@ async def notify_other_guardians(*, access: WardAccess, what: str, clock: Clock,
                 clock=clock,
                 connection=conn,
             )
-            won = await GuardianshipLink.filter(
-                Q(id=other.id) & (Q(last_alert_sms_on__isnull=True) | Q(last_alert_sms_on__lt=today))
-            ).using_db(conn).update(last_alert_sms_on=today)
+            won = (
+                await GuardianshipLink.filter(
+                    Q(id=other.id) & (Q(last_alert_sms_on__isnull=True) | Q(last_alert_sms_on__lt=today))
+                )
+                .using_db(conn)
+                .update(last_alert_sms_on=today)
+            )
             if won == 1 and other.guardian.phone:
                 await enqueue(
                     topic=SMS_SEND,
@@ -279,19 +287,34 @@ async def read_ward_properties(
     request_id: str | None,
 ) -> dict[str, Any]:
     access = await open_ward(
-        guardian_person_id=guardian_person_id, link_id=link_id, vault=vault,
-        civil_registry=civil_registry, clock=clock, reverify_days=reverify_days,
+        guardian_person_id=guardian_person_id,
+        link_id=link_id,
+        vault=vault,
+        civil_registry=civil_registry,
+        clock=clock,
+        reverify_days=reverify_days,
     )
     page: dict[str, Any] = {"items": [], "next_after": None}
     if access.ward_person_id is not None:
         page = await cached_properties(
-            person_id=access.ward_person_id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
+            person_id=access.ward_person_id,
+            filters=filters,
+            after_id=after_id,
+            limit=limit,
+            kv=kv,
+            ttl_s=cache_ttl_s,
         )
     await notify_other_guardians(access=access, what=audit.PROPERTY_LIST, clock=clock, hotline=hotline)
     await audit.record_access(
-        reader=_reader(access), person_id=access.ward_person_id, person_index=access.ward_index,
-        action=audit.PROPERTY_LIST, object_type="property_list", object_id=f"ward:{link_id}",
-        purpose=audit.PURPOSE_GUARDIAN, request_id=request_id, clock=clock,
+        reader=_reader(access),
+        person_id=access.ward_person_id,
+        person_index=access.ward_index,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        object_id=f"ward:{link_id}",
+        purpose=audit.PURPOSE_GUARDIAN,
+        request_id=request_id,
+        clock=clock,
     )
     return page
 
@@ -309,16 +332,26 @@ async def read_ward_property(
     request_id: str | None,
 ) -> dict[str, Any]:
     access = await open_ward(
-        guardian_person_id=guardian_person_id, link_id=link_id, vault=vault,
-        civil_registry=civil_registry, clock=clock, reverify_days=reverify_days,
+        guardian_person_id=guardian_person_id,
+        link_id=link_id,
+        vault=vault,
+        civil_registry=civil_registry,
+        clock=clock,
+        reverify_days=reverify_days,
     )
     if access.ward_person_id is None:
         raise NotFound(right_id=right_id)
     record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
     await notify_other_guardians(access=access, what=audit.PROPERTY_DETAIL, clock=clock, hotline=hotline)
     await audit.record_access(
-        reader=_reader(access), person_id=access.ward_person_id, person_index=access.ward_index,
-        action=audit.PROPERTY_DETAIL, object_type="right", object_id=right_id,
-        purpose=audit.PURPOSE_GUARDIAN, request_id=request_id, clock=clock,
+        reader=_reader(access),
+        person_id=access.ward_person_id,
+        person_index=access.ward_index,
+        action=audit.PROPERTY_DETAIL,
+        object_type="right",
+        object_id=right_id,
+        purpose=audit.PURPOSE_GUARDIAN,
+        request_id=request_id,
+        clock=clock,
     )
     return record

@@ -48,7 +48,9 @@ def _view(message: InboxMessage) -> dict[str, Any]:
     }
 
 
-async def inbox(*, person_id: int, before_id: int | None, limit: int, unread_only: bool = False) -> dict[str, Any]:
+async def inbox(
+    *, person_id: int, before_id: int | None, limit: int, unread_only: bool = False
+) -> dict[str, Any]:
     """Newest first; the unread count covers the whole inbox, not the page."""
     query = InboxMessage.filter(person_id=person_id)
     if unread_only:
@@ -68,7 +70,9 @@ async def inbox(*, person_id: int, before_id: int | None, limit: int, unread_onl
 
 async def mark_read(*, person_id: int, message_id: int, clock: Clock) -> dict[str, Any]:
     """Idempotent: the first read time stays. Someone else's message is NotFound."""
-    await InboxMessage.filter(id=message_id, person_id=person_id, read_at__isnull=True).update(read_at=clock.now())
+    await InboxMessage.filter(id=message_id, person_id=person_id, read_at__isnull=True).update(
+        read_at=clock.now()
+    )
     message = await InboxMessage.get_or_none(id=message_id, person_id=person_id)
     if message is None:
         raise NotFound(message_id=message_id)

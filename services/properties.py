@@ -125,12 +125,28 @@ def _encumbrance(row: dict[str, Any]) -> dict[str, Any]:
 
 
 _MORTGAGE_FIELDS = (
-    "id", "right_id", "certificate_number", "mortgagee__name", "amount_fen", "term_start", "term_end",
-    "status", "registered_at", "cancelled_at",
+    "id",
+    "right_id",
+    "certificate_number",
+    "mortgagee__name",
+    "amount_fen",
+    "term_start",
+    "term_end",
+    "status",
+    "registered_at",
+    "cancelled_at",
 )
 _ENCUMBRANCE_FIELDS = (
-    "id", "right_id", "kind", "authority", "document_number", "starts_on", "ends_on", "status",
-    "registered_at", "lifted_at",
+    "id",
+    "right_id",
+    "kind",
+    "authority",
+    "document_number",
+    "starts_on",
+    "ends_on",
+    "status",
+    "registered_at",
+    "lifted_at",
 )
 
 
@@ -144,7 +160,9 @@ async def _encumbrances_by_right(
     by_right_m: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in await mortgages.order_by("id").values(*_MORTGAGE_FIELDS):
         by_right_m[int(row["right_id"])].append(_mortgage(row))
-    by_right_e: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: {"seizure": [], "objection": []})
+    by_right_e: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: {"seizure": [], "objection": []}
+    )
     for row in await others.order_by("id").values(*_ENCUMBRANCE_FIELDS):
         by_right_e[int(row["right_id"])].setdefault(str(row["kind"]), []).append(_encumbrance(row))
     return by_right_m, by_right_e
@@ -224,8 +242,13 @@ async def list_properties(
         for r in rights:
             items.append(
                 _shape(
-                    r, r.unit, person_id, holders[r.id], mortgages.get(r.id, []),
-                    others.get(r.id, {}), r.unit_id in open_units,  # type: ignore[attr-defined]
+                    r,
+                    r.unit,
+                    person_id,
+                    holders[r.id],
+                    mortgages.get(r.id, []),
+                    others.get(r.id, {}),
+                    r.unit_id in open_units,  # type: ignore[attr-defined]
                 )
             )
     return {"items": items, "next_after": ids[-1] if more and ids else None}
@@ -262,7 +285,9 @@ async def property_detail(*, person_id: int, right_id: int) -> dict[str, Any]:
     unit: RealEstateUnit = right.unit
     earlier = (
         await Right.filter(unit_id=unit.id)
-        .filter(Q(registered_at__lt=right.registered_at) | Q(registered_at=right.registered_at, id__lt=right.id))
+        .filter(
+            Q(registered_at__lt=right.registered_at) | Q(registered_at=right.registered_at, id__lt=right.id)
+        )
         .order_by("-registered_at", "-id")
     )
     holders = await _holders_by_right([right.id, *(e.id for e in earlier)])
@@ -335,8 +360,13 @@ async def read_own_properties(
         person_id=person_id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
     )
     await audit.record_access(
-        reader=_self(person_id), person_id=person_id, action=audit.PROPERTY_LIST, object_type="property_list",
-        purpose=audit.PURPOSE_SELF, request_id=request_id, clock=clock,
+        reader=_self(person_id),
+        person_id=person_id,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        purpose=audit.PURPOSE_SELF,
+        request_id=request_id,
+        clock=clock,
     )
     return page
 
@@ -346,7 +376,13 @@ async def read_own_property(
 ) -> dict[str, Any]:
     record = await property_detail(person_id=person_id, right_id=right_id)
     await audit.record_access(
-        reader=_self(person_id), person_id=person_id, action=audit.PROPERTY_DETAIL, object_type="right",
-        object_id=right_id, purpose=audit.PURPOSE_SELF, request_id=request_id, clock=clock,
+        reader=_self(person_id),
+        person_id=person_id,
+        action=audit.PROPERTY_DETAIL,
+        object_type="right",
+        object_id=right_id,
+        purpose=audit.PURPOSE_SELF,
+        request_id=request_id,
+        clock=clock,
     )
     return record

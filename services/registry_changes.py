@@ -118,7 +118,12 @@ async def _alert_holders(
                 payload={
                     "phone": phone,
                     "template": ALERT_TEMPLATE,
-                    "params": {"unit_number": unit.unit_number, "time": when, "event": event, "hotline": hotline},
+                    "params": {
+                        "unit_number": unit.unit_number,
+                        "time": when,
+                        "event": event,
+                        "hotline": hotline,
+                    },
                 },
                 idempotency_key=f"property-alert:{message.id}",
                 connection=conn,
@@ -128,7 +133,7 @@ async def _alert_holders(
 
 
 async def _right_for_update(conn: BaseDBAsyncClient, right_id: int) -> Right:
-    right = await Right.get_or_none(id=right_id).using_db(conn).select_related("unit")
+    right = await Right.get_or_none(id=right_id, using_db=conn).select_related("unit")
     if right is None:
         raise NotFound(right_id=right_id)
     return right
@@ -162,7 +167,7 @@ async def register_mortgage(
     async with in_transaction() as conn:
         right = await _right_for_update(conn, right_id)
         _require_current(right)
-        if not await Organisation.exists(id=mortgagee_id).using_db(conn):
+        if not await Organisation.exists(id=mortgagee_id, using_db=conn):
             raise NotFound(organisation_id=mortgagee_id)
         mortgage = await Mortgage.create(
             certificate_number=certificate_number,
@@ -176,8 +181,13 @@ async def register_mortgage(
             using_db=conn,
         )
         touched = await _alert_holders(
-            conn, right_ids=[right.id], unit=right.unit, event="抵押权登记",
-            data={"right_id": right.id, "mortgage_id": mortgage.id}, clock=clock, hotline=hotline,
+            conn,
+            right_ids=[right.id],
+            unit=right.unit,
+            event="抵押权登记",
+            data={"right_id": right.id, "mortgage_id": mortgage.id},
+            clock=clock,
+            hotline=hotline,
         )
     await invalidate_persons(kv, touched)
     return mortgage
@@ -187,19 +197,26 @@ async def cancel_mortgage(
     *, mortgage_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
 ) -> Mortgage:
     async with in_transaction() as conn:
-        mortgage = await Mortgage.get_or_none(id=mortgage_id).using_db(conn)
+        mortgage = await Mortgage.get_or_none(id=mortgage_id, using_db=conn)
         if mortgage is None:
             raise NotFound(mortgage_id=mortgage_id)
         now = clock.now()
-        changed = await Mortgage.filter(id=mortgage_id, status="active").using_db(conn).update(
-            status="cancelled", cancelled_at=now
+        changed = (
+            await Mortgage.filter(id=mortgage_id, status="active")
+            .using_db(conn)
+            .update(status="cancelled", cancelled_at=now)
         )
         if changed != 1:
             raise RegisterStateConflict(mortgage_id=mortgage_id, status=mortgage.status)
         right = await _right_for_update(conn, mortgage.right_id)  # type: ignore[attr-defined]
         touched = await _alert_holders(
-            conn, right_ids=[right.id], unit=right.unit, event="抵押权注销登记",
-            data={"right_id": right.id, "mortgage_id": mortgage_id}, clock=clock, hotline=hotline,
+            conn,
+            right_ids=[right.id],
+            unit=right.unit,
+            event="抵押权注销登记",
+            data={"right_id": right.id, "mortgage_id": mortgage_id},
+            clock=clock,
+            hotline=hotline,
         )
     await invalidate_persons(kv, touched)
     mortgage.status, mortgage.cancelled_at = "cancelled", now
@@ -239,8 +256,13 @@ async def register_encumbrance(
             using_db=conn,
         )
         touched = await _alert_holders(
-            conn, right_ids=[right.id], unit=right.unit, event=_ENCUMBRANCE_EVENTS[(kind, "registered")],
-            data={"right_id": right.id, "encumbrance_id": encumbrance.id}, clock=clock, hotline=hotline,
+            conn,
+            right_ids=[right.id],
+            unit=right.unit,
+            event=_ENCUMBRANCE_EVENTS[(kind, "registered")],
+            data={"right_id": right.id, "encumbrance_id": encumbrance.id},
+            clock=clock,
+            hotline=hotline,
         )
     await invalidate_persons(kv, touched)
     return encumbrance
@@ -250,20 +272,26 @@ async def lift_encumbrance(
     *, encumbrance_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
 ) -> Encumbrance:
     async with in_transaction() as conn:
-        encumbrance = await Encumbrance.get_or_none(id=encumbrance_id).using_db(conn)
+        encumbrance = await Encumbrance.get_or_none(id=encumbrance_id, using_db=conn)
         if encumbrance is None:
             raise NotFound(encumbrance_id=encumbrance_id)
         now = clock.now()
-        changed = await Encumbrance.filter(id=encumbrance_id, status="active").using_db(conn).update(
-            status="lifted", lifted_at=now
+        changed = (
+            await Encumbrance.filter(id=encumbrance_id, status="active")
+            .using_db(conn)
+            .update(status="lifted", lifted_at=now)
         )
         if changed != 1:
             raise RegisterStateConflict(encumbrance_id=encumbrance_id, status=encumbrance.status)
         right = await _right_for_update(conn, encumbrance.right_id)  # type: ignore[attr-defined]
         touched = await _alert_holders(
-            conn, right_ids=[right.id], unit=right.unit,
+            conn,
+            right_ids=[right.id],
+            unit=right.unit,
             event=_ENCUMBRANCE_EVENTS[(encumbrance.kind, "lifted")],
-            data={"right_id": right.id, "encumbrance_id": encumbrance_id}, clock=clock, hotline=hotline,
+            data={"right_id": right.id, "encumbrance_id": encumbrance_id},
+            clock=clock,
+            hotline=hotline,
         )
     await invalidate_persons(kv, touched)
     encumbrance.status, encumbrance.lifted_at = "lifted", now
@@ -279,7 +307,12 @@ def _shares(new_holders: Sequence[tuple[int, Decimal | str | int]]) -> list[tupl
     except (InvalidOperation, ValueError):
         raise ValidationFailed("份额格式不正确", "A share is not a number") from None
     ids = [pid for pid, _ in shares]
-    if not shares or len(set(ids)) != len(ids) or any(s <= 0 for _, s in shares) or sum(s for _, s in shares) != 1:
+    if (
+        not shares
+        or len(set(ids)) != len(ids)
+        or any(s <= 0 for _, s in shares)
+        or sum(s for _, s in shares) != 1
+    ):
         raise ValidationFailed(
             "新权利人不能重复，份额须为正数且合计为1",
             "New holders must be distinct, with positive shares that add up to 1",
@@ -303,8 +336,10 @@ async def register_transfer(
     async with in_transaction() as conn:
         old = await _right_for_update(conn, right_id)
         now = clock.now()
-        changed = await Right.filter(id=right_id, status="current").using_db(conn).update(
-            status="historical", ended_at=now
+        changed = (
+            await Right.filter(id=right_id, status="current")
+            .using_db(conn)
+            .update(status="historical", ended_at=now)
         )
         if changed != 1:
             raise RegisterStateConflict(right_id=right_id, status=old.status)
@@ -322,8 +357,13 @@ async def register_transfer(
             [RightHolder(right_id=new.id, person_id=pid, share=share) for pid, share in shares], using_db=conn
         )
         touched = await _alert_holders(
-            conn, right_ids=[old.id, new.id], unit=old.unit, event="转移登记",
-            data={"right_id": new.id, "previous_right_id": old.id}, clock=clock, hotline=hotline,
+            conn,
+            right_ids=[old.id, new.id],
+            unit=old.unit,
+            event="转移登记",
+            data={"right_id": new.id, "previous_right_id": old.id},
+            clock=clock,
+            hotline=hotline,
         )
     await invalidate_persons(kv, touched)
     return new
@@ -349,7 +389,7 @@ async def start_case(
 ) -> RegistrationCase:
     """申请: a case on the unit; the current holders see `registration_in_progress` until it ends."""
     async with in_transaction() as conn:
-        unit = await RealEstateUnit.get_or_none(id=unit_id).using_db(conn)
+        unit = await RealEstateUnit.get_or_none(id=unit_id, using_db=conn)
         if unit is None:
             raise NotFound(unit_id=unit_id)
         case = await RegistrationCase.create(
@@ -362,9 +402,13 @@ async def start_case(
             using_db=conn,
         )
         touched = await _alert_holders(
-            conn, right_ids=await _current_right_ids(conn, unit.id), unit=unit,
+            conn,
+            right_ids=await _current_right_ids(conn, unit.id),
+            unit=unit,
             event=f"{CASE_KIND_NAMES.get(kind, kind)}申请",
-            data={"case_number": case_number, "state": "applied"}, clock=clock, hotline=hotline,
+            data={"case_number": case_number, "state": "applied"},
+            clock=clock,
+            hotline=hotline,
         )
     await invalidate_persons(kv, touched)
     return case
@@ -380,21 +424,27 @@ async def advance_case(
     hotline: str = DEFAULT_HOTLINE,
 ) -> RegistrationCase:
     async with in_transaction() as conn:
-        case = await RegistrationCase.get_or_none(id=case_id).using_db(conn)
+        case = await RegistrationCase.get_or_none(id=case_id, using_db=conn)
         if case is None:
             raise NotFound(case_id=case_id)
         if state not in CASE_TRANSITIONS.get(case.state, frozenset()):
             raise InvalidCaseTransition(case_id=case_id, state=case.state, requested=state)
-        changed = await RegistrationCase.filter(id=case_id, state=case.state).using_db(conn).update(
-            state=state, reason=reason, updated_at=clock.now()
+        changed = (
+            await RegistrationCase.filter(id=case_id, state=case.state)
+            .using_db(conn)
+            .update(state=state, reason=reason, updated_at=clock.now())
         )
         if changed != 1:
             raise InvalidCaseTransition(case_id=case_id, state=case.state, requested=state)
-        unit = await RealEstateUnit.get(id=case.unit_id).using_db(conn)  # type: ignore[attr-defined]
+        unit = await RealEstateUnit.get(id=case.unit_id, using_db=conn)  # type: ignore[attr-defined]
         touched = await _alert_holders(
-            conn, right_ids=await _current_right_ids(conn, unit.id), unit=unit,
+            conn,
+            right_ids=await _current_right_ids(conn, unit.id),
+            unit=unit,
             event=f"{CASE_KIND_NAMES.get(case.kind, case.kind)}{CASE_STATE_NAMES.get(state, state)}",
-            data={"case_number": case.case_number, "state": state}, clock=clock, hotline=hotline,
+            data={"case_number": case.case_number, "state": state},
+            clock=clock,
+            hotline=hotline,
         )
     await invalidate_persons(kv, touched)
     case.state, case.reason = state, reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -17,7 +19,7 @@ class InboxMessage(Model):
     kind = fields.CharField(max_length=32)  # property_change | guardian_query
     title = fields.CharField(max_length=100)
     body = fields.TextField()
-    data = fields.JSONField(default=dict)
+    data = fields.JSONField[dict[str, Any]](default=dict)
     created_at = fields.DatetimeField()
     read_at = fields.DatetimeField(null=True)
 

@@ -99,17 +99,17 @@ class Cluster:
         self.processes.append(process)
         return process
 
-    def run(self, name: str, *args: str, timeout_s: float = START_TIMEOUT_S) -> str:
+    async def run(self, name: str, *args: str, timeout_s: float = START_TIMEOUT_S) -> str:
         """A command that must finish and succeed; its output."""
         process = self.start(name, *args)
         try:
-            code = process.popen.wait(timeout=timeout_s)
+            code = await asyncio.to_thread(process.popen.wait, timeout_s)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{name} did not finish within {timeout_s:g}s:\n{process.tail()}")
         assert code == 0, f"{name} exited with {code}:\n{process.tail()}"
         return process.log.read_text(encoding="utf-8", errors="replace")
 
-    def stop_all(self) -> None:
+    async def stop_all(self) -> None:
         """SIGTERM each process we started, then SIGKILL what is still running after 10 seconds."""
         running = [p for p in self.processes if p.popen.poll() is None]
         for process in running:
@@ -117,10 +117,10 @@ class Cluster:
         deadline = time.monotonic() + 10
         for process in running:
             try:
-                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+                await asyncio.to_thread(process.popen.wait, max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.popen.kill()
-                process.popen.wait(timeout=10)
+                await asyncio.to_thread(process.popen.wait, 10)
 
     def report(self) -> str:
         return "\n\n".join(f"--- {p.name} (exit {p.popen.poll()}) ---\n{p.tail()}" for p in self.processes)
@@ -295,7 +295,7 @@ async def test_two_servers_and_two_workers_share_state(tmp_path: Path) -> None:
             await _scenario(cluster, database_url)
             failed = False
         finally:
-            cluster.stop_all()
+            await cluster.stop_all()
             if failed:
                 print(cluster.report())
 
@@ -314,8 +314,8 @@ async def _scenario(cluster: Cluster, database_url: str) -> None:
     cluster.env.update({f"ESTATE_{key.upper()}": str(value) for key, value in overrides.items()})
     sms_url = overrides["sms_gateway_url"]
 
-    cluster.run("migrate", "-m", "api", "migrate")
-    cluster.run("seed", "-m", "api", "seed", "--persons", "50", "--units", "60", timeout_s=120)
+    await cluster.run("migrate", "-m", "api", "migrate")
+    await cluster.run("seed", "-m", "api", "seed", "--persons", "50", "--units", "60", timeout_s=120)
     phone = await _first_phone(database_url)
 
     servers = []
@@ -369,7 +369,7 @@ async def _scenario(cluster: Cluster, database_url: str) -> None:
         assert r.status_code == 401, r.text
 
         # Outbox: the app enqueues, the two worker processes deliver, each message exactly once.
-        cluster.run("enqueue", "-c", _ENQUEUE, str(OUTBOX_MESSAGES), OUTBOX_PHONE)
+        await cluster.run("enqueue", "-c", _ENQUEUE, str(OUTBOX_MESSAGES), OUTBOX_PHONE)
 
         async def delivered() -> dict[str, Any] | None:
             state = (await http.get(f"{sms_url}/_sim/state")).json()

@@ -2,7 +2,12 @@
 PostgreSQL or Redis fails instead, so a misconfigured run cannot go green by skipping them.
 
 Loaded explicitly: `python -m pytest -p tests.support.require_services` (see .ci/run). Without
-the variable it changes nothing. Any other skip (a platform, an optional tool) stays a skip.
+the variable it changes nothing.
+
+A skip counts as "for want of a service" when its reason says so: it names TEST_DATABASE_URL or
+TEST_REDIS_URL, or says the test needs PostgreSQL or Redis (the convention is
+`pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")`). Other skips stay skips, including
+those that merely mention a backend ("SKIP LOCKED is PostgreSQL's" on the SQLite variant).
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from typing import Any
 
 import pytest
 
-_SERVICE_WORDS = re.compile(r"postgres|redis", re.IGNORECASE)
+_SERVICE = r"\b(?:postgres(?:ql)?|redis)\b"
+_MISSING_SERVICE = re.compile(
+    r"TEST_(?:DATABASE|REDIS)_URL"
+    rf"|\b(?:needs?|requires?|without|no)\b[^.;:]{{0,20}}{_SERVICE}"
+    rf"|{_SERVICE}[^.;:]{{0,20}}\b(?:not|un)\s*(?:available|reachable|running|configured|set)\b",
+    re.IGNORECASE,
+)
 
 
 def _enabled() -> bool:
@@ -32,7 +43,7 @@ def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str | None
 
 def _fail_if_service_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
     reason = _skip_reason(report)
-    if reason is None or not _SERVICE_WORDS.search(reason):
+    if reason is None or not _MISSING_SERVICE.search(reason):
         return
     report.outcome = "failed"
     report.longrepr = (

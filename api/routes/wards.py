@@ -1,0 +1,167 @@
+"""Guardians: link a minor (verified by the civil registry) and read the minor's real estate."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.response import json
+
+from api.fields import IdNumber
+from api.guards import requires
+from api.openapi import doc
+from api.routes.properties import (
+    ID_PARAM,
+    RIGHTS_CURSOR,
+    PropertyPage,
+    PropertyQuery,
+    PropertyRecord,
+    decode_cursor,
+    object_id,
+    page_out,
+    person_id_of,
+    services,
+)
+from api.validation import parse_json, parse_query
+from services import guardianship
+
+bp = Blueprint("wards", url_prefix="/api/v1")
+
+WARD_404 = (
+    "404 whether the ward is not linked to you, the link is suspended (a re-verification failed), "
+    "or the ward has turned 18: ward ids reveal nothing."
+)
+
+
+class WardLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: IdNumber
+    relation: str | None = Field(
+        default=None, max_length=32, description="as you describe it; the civil registry's record wins"
+    )
+
+
+class Ward(BaseModel):
+    ward_id: int
+    id_number: str = Field(description="masked: first 4 and last 4", examples=["3101**********0025"])
+    name: str | None = Field(description="masked; null when the minor holds nothing in the register")
+    relation: str | None
+    status: Literal["active", "suspended", "ended"]
+    linked_at: datetime
+    verified_at: datetime
+    access_ends_on: date = Field(description="the ward's 18th birthday")
+
+
+class WardList(BaseModel):
+    items: list[Ward]
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.ctx, "request_id", None)
+
+
+@bp.post("/me/wards")
+@doc(
+    summary="Link a minor I am guardian of (verified with the civil registry)",
+    description=(
+        "The civil registry verifies the guardianship before anything is stored. 403 "
+        "GUARDIANSHIP_NOT_VERIFIED when it does not confirm it, 422 WARD_NOT_MINOR when the ward "
+        "is 18 or older, 503 UPSTREAM_UNAVAILABLE when it cannot be reached, 429 after too many "
+        "attempts in a day. Linking again renews a suspended link."
+    ),
+    tag="wards",
+    body=WardLinkRequest,
+    ok=(201, Ward),
+    errors=(403, 429, 503),
+)
+@requires("citizen")
+async def link_ward(request: Request) -> HTTPResponse:
+    body = parse_json(request, WardLinkRequest)
+    s = services(request)
+    ward = await guardianship.link_ward(
+        guardian_person_id=await person_id_of(request),
+        ward_id_number=body.id_number,
+        relation=body.relation,
+        vault=s.vault,
+        civil_registry=s.integrations.civil_registry,
+        limiter=s.limiter,
+        clock=s.clock,
+        attempts_per_day=s.settings.ward_link_attempts_per_day,
+    )
+    return json(ward, status=201)
+
+
+@bp.get("/me/wards")
+@doc(
+    summary="The minors I have linked, with each link's status",
+    tag="wards",
+    ok=(200, WardList),
+    errors=(403,),
+)
+@requires("citizen")
+async def list_wards(request: Request) -> HTTPResponse:
+    items = await guardianship.list_wards(
+        guardian_person_id=await person_id_of(request), clock=services(request).clock
+    )
+    return json({"items": items})
+
+
+@bp.get("/me/wards/<ward_id:int>/properties")
+@doc(
+    summary="A ward's real estate, in the shape of my own list",
+    description=WARD_404 + " The ward's other guardians are notified; the read is logged under the ward.",
+    tag="wards",
+    path_params={"ward_id": ID_PARAM},
+    query=PropertyQuery,
+    ok=(200, PropertyPage),
+    errors=(403, 404, 503),
+)
+@requires("citizen")
+async def ward_properties(request: Request, ward_id: int) -> HTTPResponse:
+    query = parse_query(request, PropertyQuery)
+    s = services(request)
+    page = await guardianship.read_ward_properties(
+        guardian_person_id=await person_id_of(request),
+        link_id=object_id(ward_id, "ward_id"),
+        filters=query.filters(),
+        after_id=decode_cursor(RIGHTS_CURSOR, query.cursor),
+        limit=query.limit,
+        vault=s.vault,
+        civil_registry=s.integrations.civil_registry,
+        kv=s.kv,
+        clock=s.clock,
+        reverify_days=s.settings.guardianship_reverify_days,
+        cache_ttl_s=s.settings.property_cache_ttl_s,
+        hotline=s.settings.property_alert_hotline,
+        request_id=_request_id(request),
+    )
+    return json(page_out(page, RIGHTS_CURSOR))
+
+
+@bp.get("/me/wards/<ward_id:int>/properties/<right_id:int>")
+@doc(
+    summary="One of a ward's rights in full",
+    description=WARD_404 + " Also 404 for a right the ward does not hold.",
+    tag="wards",
+    path_params={"ward_id": ID_PARAM, "right_id": ID_PARAM},
+    ok=(200, PropertyRecord),
+    errors=(403, 404, 503),
+)
+@requires("citizen")
+async def ward_property(request: Request, ward_id: int, right_id: int) -> HTTPResponse:
+    s = services(request)
+    record = await guardianship.read_ward_property(
+        guardian_person_id=await person_id_of(request),
+        link_id=object_id(ward_id, "ward_id"),
+        right_id=object_id(right_id, "right_id"),
+        vault=s.vault,
+        civil_registry=s.integrations.civil_registry,
+        clock=s.clock,
+        reverify_days=s.settings.guardianship_reverify_days,
+        hotline=s.settings.property_alert_hotline,
+        request_id=_request_id(request),
+    )
+    return json(record)
