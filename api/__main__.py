@@ -121,7 +121,8 @@ async def _audit_verify(settings: Settings) -> int:
         await close_database(ctx)
     print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     if not report.ok:
-        print(f"access log tampered: first bad entry {report.first_bad_seq} ({report.problem})", file=sys.stderr)
+        bad = f"first bad entry {report.first_bad_seq} ({report.problem})"
+        print(f"access log tampered: {bad}", file=sys.stderr)
     return 0 if report.ok else 1
 
 

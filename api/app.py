@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
+import ujson
 from sanic import Sanic
 from sanic_ext import Extend
 
@@ -26,7 +28,8 @@ API_TITLE = "不动产一网通办 API"
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, name: str = "estate") -> Sanic:
     settings = settings or load_settings()
-    app = Sanic(name, configure_logging=False)
+    # UTF-8 JSON: Chinese text stays readable on the wire.
+    app = Sanic(name, configure_logging=False, dumps=partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False))
     app.config.update(
         {
             "OAS_URL_PREFIX": "/docs",

@@ -122,7 +122,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "note": "client and servers share this machine's CPUs",
+            "note": "client and servers share this machine's CPUs; other load shows in loadavg",
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "parameters": {
             "base_url": base_url,
@@ -138,6 +139,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         report["ceiling"] = await SCENARIOS["ceiling"](opts)
     report["ratios"] = _ratios(report)
     report["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 

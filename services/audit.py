@@ -17,19 +17,24 @@ id 1) holds the last seq and hash. On PostgreSQL an append locks it (`SELECT ...
 so appenders queue on one row for a few milliseconds; on SQLite the connection's transaction
 lock serialises them within the process. In both, the head moves with a conditional update
 (`WHERE last_seq = <what we read>`), and `seq` is unique, so even an unforeseen interleaving
-makes one append retry instead of two entries sharing a predecessor.
+makes one append retry instead of two entries sharing a predecessor. Within a process, reads
+that arrive together are group-committed: one transaction, one head lock, many entries.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -48,6 +53,7 @@ GENESIS_HASH = "0" * 64
 HEAD_ID = 1
 _HASH_DOMAIN = b"estate.access_log.v1\n"
 _APPEND_ATTEMPTS = 5
+_MAX_BATCH = 256
 
 # What a read was, in the log's words; the routes for clerks and banks add theirs.
 PROPERTY_LIST = "property.list"
@@ -157,6 +163,89 @@ async def _locked_head(conn: BaseDBAsyncClient) -> tuple[int, str]:
     raise RuntimeError("access log head row cannot be created")
 
 
+async def _append_in(conn: BaseDBAsyncClient, batch: list[dict[str, Any]]) -> list[AccessLogEntry]:
+    """Chain `batch` onto the head inside the caller's transaction `conn`."""
+    first_seq, last_hash = await _locked_head(conn)
+    seq, rows = first_seq, []
+    for fields in batch:
+        seq += 1
+        chained = {**fields, "seq": seq, "prev_hash": last_hash}
+        last_hash = entry_hash(chained)
+        rows.append(AccessLogEntry(**chained, hash=last_hash))
+    moved = (
+        await AccessLogHead.filter(id=HEAD_ID, last_seq=first_seq)
+        .using_db(conn)
+        .update(last_seq=seq, last_hash=last_hash, updated_at=batch[-1]["occurred_at"])
+    )
+    if moved != 1:
+        raise _HeadMoved()
+    await AccessLogEntry.bulk_create(rows, using_db=conn)
+    return rows
+
+
+async def _append(batch: list[dict[str, Any]]) -> list[AccessLogEntry]:
+    for attempt in range(1, _APPEND_ATTEMPTS + 1):
+        try:
+            async with in_transaction() as conn:
+                return await _append_in(conn, batch)
+        except (_HeadMoved, IntegrityError):
+            if attempt == _APPEND_ATTEMPTS:
+                raise
+            log.info("access log append raced; retrying", extra={"attempt": attempt})
+    raise AssertionError("unreachable")
+
+
+class _GroupCommit:
+    """Appends from concurrent requests of one process share a transaction (group commit).
+
+    The chain is one sequence, so every append serialises on the head row: one transaction per
+    read would cap the whole read API at one lock holder's round trips. Instead the first caller
+    starts a writer task; callers arriving while a batch is being written queue up and go into
+    the next batch together. Every caller still waits until its own entry has committed.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[AccessLogEntry]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def append(self, fields: dict[str, Any]) -> AccessLogEntry:
+        future: asyncio.Future[AccessLogEntry] = self._loop.create_future()
+        self._queue.append((fields, future))
+        if self._writer is None:
+            # A fresh context: the writer must never run inside a caller's transaction.
+            self._writer = self._loop.create_task(self._drain(), context=contextvars.Context())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                try:
+                    entries = await _append([fields for fields, _ in batch])
+                except Exception as exc:  # every waiting caller fails: their reads are not served
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), entry in zip(batch, entries, strict=True):
+                        if not future.done():
+                            future.set_result(entry)
+        finally:
+            self._writer = None
+
+
+_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = weakref.WeakKeyDictionary()
+
+
+def _writer() -> _GroupCommit:
+    loop = asyncio.get_running_loop()
+    writer = _WRITERS.get(loop)
+    if writer is None:
+        writer = _WRITERS[loop] = _GroupCommit(loop)
+    return writer
+
+
 async def record_access(
     *,
     reader: Reader,
@@ -170,10 +259,13 @@ async def record_access(
     request_id: str | None = None,
 ) -> AccessLogEntry:
     """Append one read to the chain, committed before this returns: a read that cannot be logged
-    must not be served, so callers call this before they answer."""
+    must not be served, so callers call this before they answer. Called inside a transaction,
+    the entry is written in that transaction (and shares its fate); otherwise it is group-committed
+    with the process's concurrent reads."""
     if person_id is None and person_index is None:
         raise ValueError("a read is about someone: give person_id or person_index")
-    base: dict[str, Any] = {
+    fields: dict[str, Any] = {
+        "occurred_at": clock.now().astimezone(UTC),
         "reader_subject": _fit("reader_subject", reader.subject),
         "reader_role": _fit("reader_role", reader.role),
         "reader_display": _fit("reader_display", reader.display),
@@ -185,30 +277,10 @@ async def record_access(
         "purpose": _fit("purpose", purpose),
         "request_id": _fit("request_id", request_id),
     }
-    for attempt in range(1, _APPEND_ATTEMPTS + 1):
-        try:
-            async with in_transaction() as conn:
-                last_seq, last_hash = await _locked_head(conn)
-                fields = {
-                    **base,
-                    "seq": last_seq + 1,
-                    "occurred_at": clock.now().astimezone(UTC),
-                    "prev_hash": last_hash,
-                }
-                digest = entry_hash(fields)
-                moved = (
-                    await AccessLogHead.filter(id=HEAD_ID, last_seq=last_seq)
-                    .using_db(conn)
-                    .update(last_seq=fields["seq"], last_hash=digest, updated_at=fields["occurred_at"])
-                )
-                if moved != 1:
-                    raise _HeadMoved()
-                return await AccessLogEntry.create(**fields, hash=digest, using_db=conn)
-        except (_HeadMoved, IntegrityError):
-            if attempt == _APPEND_ATTEMPTS:
-                raise
-            log.info("access log append raced; retrying", extra={"attempt": attempt})
-    raise AssertionError("unreachable")
+    current = connections.get("default")
+    if isinstance(current, TransactionalDBClient):
+        return (await _append_in(current, [fields]))[0]
+    return await _writer().append(fields)
 
 
 # --- verification --------------------------------------------------------------------------------

@@ -61,12 +61,14 @@ async def create_person(
     *,
     vault: PiiVault,
     name: str | None = None,
-    phone: str | None | bool = True,
+    phone: str | bool | None = True,
     born: date | None = None,
     id_number: str | None = None,
 ) -> Person:
     """phone=True gives a fresh phone, None/False none, a string that phone."""
-    id_number = id_number or make_id_number(born or date(1980 + _rng.randrange(0, 20), 1 + _rng.randrange(12), 10))
+    id_number = id_number or make_id_number(
+        born or date(1980 + _rng.randrange(0, 20), 1 + _rng.randrange(12), 10)
+    )
     born = date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
     return await Person.create(
         name=name or _rng.choice(NAMES),
@@ -79,7 +81,9 @@ async def create_person(
     )
 
 
-async def create_unit(*, district: str = "310115", use: str = "residential", area: str = "89.50") -> RealEstateUnit:
+async def create_unit(
+    *, district: str = "310115", use: str = "residential", area: str = "89.50"
+) -> RealEstateUnit:
     n = next(_counter)
     number = f"{district}950{n % 1000:03d}GB{n % 99999 + 1:05d}F{n % 9999 + 1:04d}{n % 9998 + 1:04d}"
     assert len(number) == 28
@@ -134,7 +138,9 @@ async def sign_in_by_sms(client: httpx.AsyncClient, app: Any, phone: str) -> dic
     r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
     assert r.status_code == 202, r.text
     async with httpx.AsyncClient() as c:
-        messages = (await c.get(f"{app.services.settings.sms_gateway_url}/messages", params={"phone": phone})).json()
+        messages = (
+            await c.get(f"{app.services.settings.sms_gateway_url}/messages", params={"phone": phone})
+        ).json()
     code = next(m["params"]["code"] for m in messages if m["template"] == "login_code")
     r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": code})
     assert r.status_code == 200, r.text
@@ -172,13 +178,16 @@ def shanghai_today(app: Any) -> date:
     return local_today(app.services.clock)
 
 
-async def sms_to(app: Any, phone: str, template: str | None = None) -> list[dict[str, Any]]:
+async def sms_to(app: Any, phone: str | None, template: str | None = None) -> list[dict[str, Any]]:
+    assert phone, "the person has no phone"
     async with httpx.AsyncClient() as c:
         r = await c.get(f"{app.services.settings.sms_gateway_url}/messages", params={"phone": phone})
     return [m for m in r.json() if template is None or m["template"] == template]
 
 
-async def wait_for_sms(app: Any, phone: str, template: str, count: int, timeout_s: float = 8.0) -> list[dict[str, Any]]:
+async def wait_for_sms(
+    app: Any, phone: str | None, template: str, count: int, timeout_s: float = 8.0
+) -> list[dict[str, Any]]:
     """Poll the SMS simulator until `count` messages arrived (the outbox delivers them)."""
     deadline = time.monotonic() + timeout_s
     while True:

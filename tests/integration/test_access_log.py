@@ -8,7 +8,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from services import audit
 from services.auth import hash_password
@@ -38,13 +40,13 @@ async def test_every_read_path_is_logged_and_shown_to_the_data_subject(client, a
     me = await create_person(vault=vault)
     mine = await create_right(holders=[(me, "1")])
     family = await make_family(app, vault)
-    guardian, ward = family.guardians[0], family.ward
+    guardian, ward = family.guardians[0], family.minor
     link = family.links[guardian.id]
     reads = {
         "own-list": (me, LIST),
         "own-detail": (me, f"{LIST}/{mine.id}"),
         "ward-list": (guardian, f"{WARDS}/{link}/properties"),
-        "ward-detail": (guardian, f"{WARDS}/{link}/properties/{family.right.id}"),
+        "ward-detail": (guardian, f"{WARDS}/{link}/properties/{family.minor_right.id}"),
     }
     ids = {}
     for name, (person, path) in reads.items():
@@ -62,12 +64,14 @@ async def test_every_read_path_is_logged_and_shown_to_the_data_subject(client, a
     assert (entry("own-detail").object_type, entry("own-detail").object_id) == ("right", str(mine.id))
     assert entry("ward-list").person_id == ward.id and entry("ward-list").reader_role == "guardian"
     assert entry("ward-list").reader_subject == f"person:{guardian.id}"
-    assert entry("ward-detail").object_id == str(family.right.id)
+    assert entry("ward-detail").object_id == str(family.minor_right.id)
     assert entry("ward-detail").purpose == "guardian_query"
 
     # A read that found nothing wrote nothing.
     missing = rid()
-    r = await client.get(f"{LIST}/{family.right.id}", headers={**citizen_headers(app, me), "X-Request-ID": missing})
+    r = await client.get(
+        f"{LIST}/{family.minor_right.id}", headers={**citizen_headers(app, me), "X-Request-ID": missing}
+    )
     assert r.status_code == 404
     assert await AccessLogEntry.filter(request_id=missing).count() == 0
 
@@ -84,16 +88,27 @@ async def test_every_read_path_is_logged_and_shown_to_the_data_subject(client, a
 async def test_clerk_and_bank_reads_are_recorded_with_their_names(client, app, vault):
     me = await create_person(vault=vault)
     staff = await StaffUser.create(
-        username=f"clerk.{uuid.uuid4().hex[:8]}", display_name="赵敏", password_hash=hash_password("x" * 12),
-        role="clerk", office_code="OFF-310115-01",
+        username=f"clerk.{uuid.uuid4().hex[:8]}",
+        display_name="赵敏",
+        password_hash=hash_password("x" * 12),
+        role="clerk",
+        office_code="OFF-310115-01",
     )
     bank = await create_bank("招商银行上海分行")
-    clerk = Principal(subject=f"staff:{staff.id}", role="clerk", token_id="t1", expires_at=0, office_code="OFF-310115-01")
-    banker = Principal(subject="client:cmb-sh", role="bank", token_id="t2", expires_at=0, organisation_id=bank.id)
+    clerk = Principal(
+        subject=f"staff:{staff.id}", role="clerk", token_id="t1", expires_at=0, office_code="OFF-310115-01"
+    )
+    banker = Principal(
+        subject="client:cmb-sh", role="bank", token_id="t2", expires_at=0, organisation_id=bank.id
+    )
     for principal, purpose in ((clerk, "registration_review"), (banker, "mortgage_due_diligence")):
         await audit.record_access(
-            reader=await audit.reader_for(principal), person_id=me.id, action=audit.PROPERTY_LIST,
-            object_type="property_list", purpose=purpose, clock=app.services.clock,
+            reader=await audit.reader_for(principal),
+            person_id=me.id,
+            action=audit.PROPERTY_LIST,
+            object_type="property_list",
+            purpose=purpose,
+            clock=app.services.clock,
         )
     headers = citizen_headers(app, me)
     assert (await client.get(LIST, headers=headers)).status_code == 200  # my own read
@@ -103,7 +118,9 @@ async def test_clerk_and_bank_reads_are_recorded_with_their_names(client, app, v
     assert [(i["reader_role"], i["reader"], i["purpose"]) for i in others["items"]] == [
         ("bank", "招商银行上海分行", "mortgage_due_diligence")
     ]
-    nxt = await client.get(LOG, params={"others_only": "true", "cursor": others["next_cursor"]}, headers=headers)
+    nxt = await client.get(
+        LOG, params={"others_only": "true", "cursor": others["next_cursor"]}, headers=headers
+    )
     assert [(i["reader_role"], i["reader"]) for i in nxt.json()["items"]] == [
         ("clerk", "登记工作人员 赵*（OFF-310115-01）")
     ]
@@ -134,8 +151,15 @@ async def _cli_verify(app) -> tuple[int, str]:
     env = {**os.environ, "DATABASE_URL": app.services.settings.database_url, "ESTATE_LOG_JSON": "false"}
     env.pop("REDIS_URL", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api", "audit", "verify", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "api",
+        "audit",
+        "verify",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
     return int(proc.returncode or 0), out.decode()
@@ -149,8 +173,11 @@ async def test_the_chain_verifies_and_an_edited_or_deleted_row_is_detected(app, 
     me = await create_person(vault=vault)
     for _ in range(3):
         await audit.record_access(
-            reader=audit.Reader(f"person:{me.id}", "citizen", audit.SELF_DISPLAY), person_id=me.id,
-            action=audit.PROPERTY_LIST, object_type="property_list", purpose=audit.PURPOSE_SELF,
+            reader=audit.Reader(f"person:{me.id}", "citizen", audit.SELF_DISPLAY),
+            person_id=me.id,
+            action=audit.PROPERTY_LIST,
+            object_type="property_list",
+            purpose=audit.PURPOSE_SELF,
             clock=app.services.clock,
         )
     report = await audit.verify_chain()
@@ -158,7 +185,7 @@ async def test_the_chain_verifies_and_an_edited_or_deleted_row_is_detected(app, 
     victim = await AccessLogEntry.get(seq=report.head_seq - 1)
 
     # An edited field: the row's own hash no longer matches.
-    await _sql(f"UPDATE access_log SET purpose = 'marketing' WHERE seq = {victim.seq}")  # noqa: S608
+    await _sql(f"UPDATE access_log SET purpose = 'marketing' WHERE seq = {victim.seq}")
     try:
         bad = await audit.verify_chain()
         assert (bad.ok, bad.first_bad_seq, bad.problem) == (False, victim.seq, "hash_mismatch")
@@ -167,18 +194,18 @@ async def test_the_chain_verifies_and_an_edited_or_deleted_row_is_detected(app, 
         assert f"first bad entry {victim.seq}" in output
         # Edited with its hash recomputed: the next entry's link breaks.
         forged = {**victim.__dict__, "purpose": "marketing"}
-        await _sql(f"UPDATE access_log SET hash = '{audit.entry_hash(forged)}' WHERE seq = {victim.seq}")  # noqa: S608
+        await _sql(f"UPDATE access_log SET hash = '{audit.entry_hash(forged)}' WHERE seq = {victim.seq}")
         bad = await audit.verify_chain()
         assert (bad.first_bad_seq, bad.problem) == (victim.seq + 1, "broken_link")
     finally:
         await _sql(
-            f"UPDATE access_log SET purpose = '{victim.purpose}', hash = '{victim.hash}' "  # noqa: S608
+            f"UPDATE access_log SET purpose = '{victim.purpose}', hash = '{victim.hash}' "
             f"WHERE seq = {victim.seq}"
         )
     assert (await audit.verify_chain()).ok
 
     # A deleted row leaves a gap.
-    await _sql(f"DELETE FROM access_log WHERE seq = {victim.seq}")  # noqa: S608
+    await _sql(f"DELETE FROM access_log WHERE seq = {victim.seq}")
     try:
         bad = await audit.verify_chain()
         assert (bad.first_bad_seq, bad.problem) == (victim.seq, "missing_entries")
@@ -196,8 +223,12 @@ async def test_concurrent_appends_never_fork_the_chain(app, vault):
 
     async def one(i: int) -> AccessLogEntry:
         return await audit.record_access(
-            reader=audit.Reader(f"person:{me.id}", "citizen", audit.SELF_DISPLAY), person_id=me.id,
-            action=audit.PROPERTY_DETAIL, object_type="right", object_id=i, purpose=audit.PURPOSE_SELF,
+            reader=audit.Reader(f"person:{me.id}", "citizen", audit.SELF_DISPLAY),
+            person_id=me.id,
+            action=audit.PROPERTY_DETAIL,
+            object_type="right",
+            object_id=i,
+            purpose=audit.PURPOSE_SELF,
             clock=app.services.clock,
         )
 
@@ -205,3 +236,28 @@ async def test_concurrent_appends_never_fork_the_chain(app, vault):
     assert sorted(e.seq for e in written) == list(range(before + 1, before + 41))
     report = await audit.verify_chain()
     assert report.ok and report.head_seq == before + 40
+
+
+async def test_an_append_inside_a_transaction_shares_its_fate(app, vault):
+    me = await create_person(vault=vault)
+
+    async def append() -> AccessLogEntry:
+        return await audit.record_access(
+            reader=audit.Reader(f"person:{me.id}", "citizen", audit.SELF_DISPLAY),
+            person_id=me.id,
+            action=audit.PROPERTY_LIST,
+            object_type="property_list",
+            purpose=audit.PURPOSE_SELF,
+            clock=app.services.clock,
+        )
+
+    async with in_transaction():
+        kept = await append()
+    assert await AccessLogEntry.filter(seq=kept.seq, person_id=me.id).exists()
+    with pytest.raises(RuntimeError):
+        async with in_transaction():
+            await append()
+            raise RuntimeError("the caller's change failed")
+    assert await AccessLogEntry.filter(person_id=me.id).count() == 1
+    report = await audit.verify_chain()
+    assert report.ok and report.head_seq == kept.seq

@@ -44,20 +44,36 @@ async def test_every_change_alerts_every_holder_in_app_and_by_sms(client, app, v
     right = await create_right(holders=[(a, "0.5"), (b, "0.5")])
     d = deps(app)
     mortgage = await registry_changes.register_mortgage(
-        right_id=right.id, mortgagee_id=bank.id, amount_fen=10_000_00, term_start=date(2025, 1, 1),
-        term_end=date(2035, 1, 1), certificate_number=proof_number(), **d,
+        right_id=right.id,
+        mortgagee_id=bank.id,
+        amount_fen=10_000_00,
+        term_start=date(2025, 1, 1),
+        term_end=date(2035, 1, 1),
+        certificate_number=proof_number(),
+        **d,
     )
     await registry_changes.cancel_mortgage(mortgage_id=mortgage.id, **d)
     seizure = await registry_changes.register_encumbrance(
-        right_id=right.id, kind="seizure", authority="上海市第一中级人民法院", document_number="(2025)沪01执9号",
-        starts_on=date(2025, 3, 1), **d,
+        right_id=right.id,
+        kind="seizure",
+        authority="上海市第一中级人民法院",
+        document_number="(2025)沪01执9号",
+        starts_on=date(2025, 3, 1),
+        **d,
     )
     await registry_changes.lift_encumbrance(encumbrance_id=seizure.id, **d)
     objection = await registry_changes.register_encumbrance(
-        right_id=right.id, kind="objection", authority="李*", document_number="YY-2", starts_on=date(2025, 4, 1), **d
+        right_id=right.id,
+        kind="objection",
+        authority="李*",
+        document_number="YY-2",
+        starts_on=date(2025, 4, 1),
+        **d,
     )
     await registry_changes.lift_encumbrance(encumbrance_id=objection.id, **d)
-    case = await registry_changes.start_case(unit_id=right.unit_id, kind="transfer", case_number=f"T{right.id:012d}", **d)
+    case = await registry_changes.start_case(
+        unit_id=right.unit.id, kind="transfer", case_number=f"T{right.id:012d}", **d
+    )
     await registry_changes.advance_case(case_id=case.id, state="accepted", **d)
     new = await registry_changes.register_transfer(
         right_id=right.id, new_holders=[(buyer.id, "1")], certificate_number=certificate_number(), **d
@@ -69,10 +85,14 @@ async def test_every_change_alerts_every_holder_in_app_and_by_sms(client, app, v
 
     # In-app, through the API, newest first, for both old holders; the buyer only for the transfer.
     for person in (a, b):
-        page = (await client.get(MESSAGES, params={"limit": 100}, headers=citizen_headers(app, person))).json()
+        page = (
+            await client.get(MESSAGES, params={"limit": 100}, headers=citizen_headers(app, person))
+        ).json()
         assert [m["data"]["event"] for m in page["items"]] == events[::-1]
         assert page["unread_count"] == len(events)
-        assert all(m["kind"] == "property_change" and right.unit.unit_number in m["body"] for m in page["items"])
+        assert all(
+            m["kind"] == "property_change" and right.unit.unit_number in m["body"] for m in page["items"]
+        )
     page = (await client.get(MESSAGES, headers=citizen_headers(app, buyer))).json()
     assert [(m["data"]["event"], m["data"]["right_id"]) for m in page["items"]] == [("转移登记", new.id)]
 
@@ -94,12 +114,18 @@ async def test_inbox_pagination_and_read_marks(client, app, vault):
     right = await create_right(holders=[(me, "1")])
     for n in range(3):
         await registry_changes.register_encumbrance(
-            right_id=right.id, kind="objection", authority="某*", document_number=f"YY-{n}", starts_on=date(2025, 1, 1),
+            right_id=right.id,
+            kind="objection",
+            authority="某*",
+            document_number=f"YY-{n}",
+            starts_on=date(2025, 1, 1),
             **deps(app),
         )
     headers = citizen_headers(app, me)
     first = (await client.get(MESSAGES, params={"limit": 2}, headers=headers)).json()
-    second = (await client.get(MESSAGES, params={"limit": 2, "cursor": first["next_cursor"]}, headers=headers)).json()
+    second = (
+        await client.get(MESSAGES, params={"limit": 2, "cursor": first["next_cursor"]}, headers=headers)
+    ).json()
     ids = [m["message_id"] for m in first["items"] + second["items"]]
     assert len(ids) == 3 and ids == sorted(ids, reverse=True) and second["next_cursor"] is None
     assert first["unread_count"] == 3
@@ -117,8 +143,14 @@ async def test_inbox_pagination_and_read_marks(client, app, vault):
 # --- the cache -----------------------------------------------------------------------------------
 
 
-def _item(page: dict, right_id: int) -> dict | None:
+def _find(page: dict, right_id: int) -> dict | None:
     return next((i for i in page["items"] if i["right_id"] == right_id), None)
+
+
+def _item(page: dict, right_id: int) -> dict:
+    found = _find(page, right_id)
+    assert found is not None, f"right {right_id} is not listed"
+    return found
 
 
 async def test_a_cached_list_is_invalidated_by_every_registry_change(client, app, vault):
@@ -131,18 +163,25 @@ async def test_a_cached_list_is_invalidated_by_every_registry_change(client, app
     assert (await client.get(LIST, headers=theirs)).json()["items"] == []
 
     # Proof that lists are served from the cache: a write that bypasses registry_changes is not seen.
-    await RealEstateUnit.filter(id=right.unit_id).update(address="改过的地址1号")
+    await RealEstateUnit.filter(id=right.unit.id).update(address="改过的地址1号")
     assert (await client.get(LIST, headers=mine)).json() == before
 
     await registry_changes.register_mortgage(
-        right_id=right.id, mortgagee_id=bank.id, amount_fen=5, term_start=date(2025, 1, 1), term_end=date(2026, 1, 1),
-        certificate_number=proof_number(), **deps(app),
+        right_id=right.id,
+        mortgagee_id=bank.id,
+        amount_fen=5,
+        term_start=date(2025, 1, 1),
+        term_end=date(2026, 1, 1),
+        certificate_number=proof_number(),
+        **deps(app),
     )
     item = _item((await client.get(LIST, headers=mine)).json(), right.id)
-    assert item is not None and len(item["encumbrances"]["mortgages"]) == 1
+    assert len(item["encumbrances"]["mortgages"]) == 1
     assert item["address"] == "改过的地址1号"
 
-    case = await registry_changes.start_case(unit_id=right.unit_id, kind="change", case_number=f"K{right.id:012d}", **deps(app))
+    case = await registry_changes.start_case(
+        unit_id=right.unit.id, kind="change", case_number=f"K{right.id:012d}", **deps(app)
+    )
     assert _item((await client.get(LIST, headers=mine)).json(), right.id)["registration_in_progress"] is True
     await registry_changes.advance_case(case_id=case.id, state="not_accepted", reason="材料不全", **deps(app))
     assert _item((await client.get(LIST, headers=mine)).json(), right.id)["registration_in_progress"] is False
@@ -150,7 +189,7 @@ async def test_a_cached_list_is_invalidated_by_every_registry_change(client, app
     new = await registry_changes.register_transfer(
         right_id=right.id, new_holders=[(buyer.id, "1")], certificate_number=certificate_number(), **deps(app)
     )
-    assert _item((await client.get(LIST, headers=mine)).json(), right.id) is None
+    assert _find((await client.get(LIST, headers=mine)).json(), right.id) is None
     assert [i["right_id"] for i in (await client.get(LIST, headers=theirs)).json()["items"]] == [new.id]
 
 
@@ -159,12 +198,23 @@ async def test_a_guardians_cached_view_of_a_ward_is_invalidated_too(client, app,
     guardian = family.guardians[0]
     path = f"{WARDS}/{family.links[guardian.id]}/properties"
     headers = citizen_headers(app, guardian)
-    assert _item((await client.get(path, headers=headers)).json(), family.right.id)["encumbrances"]["seizures"] == []
+    assert (
+        _item((await client.get(path, headers=headers)).json(), family.minor_right.id)["encumbrances"][
+            "seizures"
+        ]
+        == []
+    )
     await registry_changes.register_encumbrance(
-        right_id=family.right.id, kind="seizure", authority="法院", document_number="Z-1", starts_on=date(2025, 1, 1),
+        right_id=family.minor_right.id,
+        kind="seizure",
+        authority="法院",
+        document_number="Z-1",
+        starts_on=date(2025, 1, 1),
         **deps(app),
     )
-    seizures = _item((await client.get(path, headers=headers)).json(), family.right.id)["encumbrances"]["seizures"]
+    seizures = _item((await client.get(path, headers=headers)).json(), family.minor_right.id)["encumbrances"][
+        "seizures"
+    ]
     assert len(seizures) == 1
 
 
@@ -189,7 +239,11 @@ async def test_a_read_racing_a_change_cannot_put_a_stale_list_back(client, app, 
     )
     await read_done.wait()
     await registry_changes.register_encumbrance(
-        right_id=right.id, kind="objection", authority="某*", document_number="R-1", starts_on=date(2025, 1, 1),
+        right_id=right.id,
+        kind="objection",
+        authority="某*",
+        document_number="R-1",
+        starts_on=date(2025, 1, 1),
         **deps(app),
     )
     release.set()
@@ -206,11 +260,18 @@ async def test_changes_refuse_impossible_moves(app, vault):
     me = await create_person(vault=vault)
     right = await create_right(holders=[(me, "1")])
     d = deps(app)
-    case = await registry_changes.start_case(unit_id=right.unit_id, kind="first", case_number=f"X{right.id:012d}", **d)
+    case = await registry_changes.start_case(
+        unit_id=right.unit.id, kind="first", case_number=f"X{right.id:012d}", **d
+    )
     with pytest.raises(InvalidCaseTransition):
         await registry_changes.advance_case(case_id=case.id, state="issued", **d)
     objection = await registry_changes.register_encumbrance(
-        right_id=right.id, kind="objection", authority="某*", document_number="N-1", starts_on=date(2025, 1, 1), **d
+        right_id=right.id,
+        kind="objection",
+        authority="某*",
+        document_number="N-1",
+        starts_on=date(2025, 1, 1),
+        **d,
     )
     await registry_changes.lift_encumbrance(encumbrance_id=objection.id, **d)
     with pytest.raises(RegisterStateConflict):

@@ -80,27 +80,52 @@ async def test_encumbrances_and_registration_in_progress(client, app, vault):
     right = await create_right(holders=[(me, "1")])
     headers = citizen_headers(app, me)
     mortgage = await registry_changes.register_mortgage(
-        right_id=right.id, mortgagee_id=bank.id, amount_fen=150_000_000, term_start=date(2024, 1, 1),
-        term_end=date(2054, 1, 1), certificate_number=certificate_number().replace("权", "证明"), **changes(app),
+        right_id=right.id,
+        mortgagee_id=bank.id,
+        amount_fen=150_000_000,
+        term_start=date(2024, 1, 1),
+        term_end=date(2054, 1, 1),
+        certificate_number=certificate_number().replace("权", "证明"),
+        **changes(app),
     )
     old = await registry_changes.register_mortgage(
-        right_id=right.id, mortgagee_id=bank.id, amount_fen=1, term_start=date(2020, 1, 1),
-        term_end=date(2021, 1, 1), certificate_number=certificate_number().replace("权", "证明"), **changes(app),
+        right_id=right.id,
+        mortgagee_id=bank.id,
+        amount_fen=1,
+        term_start=date(2020, 1, 1),
+        term_end=date(2021, 1, 1),
+        certificate_number=certificate_number().replace("权", "证明"),
+        **changes(app),
     )
     await registry_changes.cancel_mortgage(mortgage_id=old.id, **changes(app))
     seizure = await registry_changes.register_encumbrance(
-        right_id=right.id, kind="seizure", authority="上海市浦东新区人民法院", document_number="(2025)沪0115执1号",
-        starts_on=date(2025, 1, 1), ends_on=date(2028, 1, 1), **changes(app),
+        right_id=right.id,
+        kind="seizure",
+        authority="上海市浦东新区人民法院",
+        document_number="(2025)沪0115执1号",
+        starts_on=date(2025, 1, 1),
+        ends_on=date(2028, 1, 1),
+        **changes(app),
     )
     objection = await registry_changes.register_encumbrance(
-        right_id=right.id, kind="objection", authority="张*", document_number="YY-1", starts_on=date(2025, 2, 1),
+        right_id=right.id,
+        kind="objection",
+        authority="张*",
+        document_number="YY-1",
+        starts_on=date(2025, 2, 1),
         **changes(app),
     )
     case = await registry_changes.start_case(
-        unit_id=right.unit_id, kind="transfer", case_number=f"C{right.id:012d}", right_id=right.id, **changes(app)
+        unit_id=right.unit.id,
+        kind="transfer",
+        case_number=f"C{right.id:012d}",
+        right_id=right.id,
+        **changes(app),
     )
 
-    item = next(i for i in (await client.get(LIST, headers=headers)).json()["items"] if i["right_id"] == right.id)
+    item = next(
+        i for i in (await client.get(LIST, headers=headers)).json()["items"] if i["right_id"] == right.id
+    )
     assert [m["mortgage_id"] for m in item["encumbrances"]["mortgages"]] == [mortgage.id]
     m = item["encumbrances"]["mortgages"][0]
     assert m["mortgagee"] == "中国工商银行上海市分行" and m["amount_fen"] == 150_000_000
@@ -116,14 +141,17 @@ async def test_encumbrances_and_registration_in_progress(client, app, vault):
         assert item["registration_in_progress"] is True, state
     await registry_changes.advance_case(case_id=case.id, state="issued", **changes(app))
     await registry_changes.lift_encumbrance(encumbrance_id=seizure.id, **changes(app))
-    item = next(i for i in (await client.get(LIST, headers=headers)).json()["items"] if i["right_id"] == right.id)
+    item = next(
+        i for i in (await client.get(LIST, headers=headers)).json()["items"] if i["right_id"] == right.id
+    )
     assert item["registration_in_progress"] is False
     assert item["encumbrances"]["seizures"] == []
 
     detail = (await client.get(f"{LIST}/{right.id}", headers=headers)).json()
     history = detail["encumbrance_history"]
     assert {m["mortgage_id"]: m["status"] for m in history["mortgages"]} == {
-        mortgage.id: "active", old.id: "cancelled"
+        mortgage.id: "active",
+        old.id: "cancelled",
     }
     assert [e["status"] for e in history["seizures"]] == ["lifted"]
     assert [(c["case_number"], c["state"], c["in_progress"]) for c in detail["history"]["cases"]] == [
@@ -137,7 +165,9 @@ async def test_detail_shows_earlier_rights_with_masked_holders(client, app, vaul
     unit = await create_unit(district="310104")
     first = await create_right(holders=[(seller, "1")], unit=unit)
     second = await registry_changes.register_transfer(
-        right_id=first.id, new_holders=[(buyer.id, "1")], certificate_number=certificate_number("徐汇区"),
+        right_id=first.id,
+        new_holders=[(buyer.id, "1")],
+        certificate_number=certificate_number("徐汇区"),
         **changes(app),
     )
     r = await client.get(f"{LIST}/{second.id}", headers=citizen_headers(app, buyer))
@@ -186,7 +216,9 @@ async def test_pagination_is_stable_while_rights_are_added(client, app, vault):
         added.append(
             (
                 await registry_changes.register_transfer(
-                    right_id=bought.id, new_holders=[(me.id, "1")], certificate_number=certificate_number(),
+                    right_id=bought.id,
+                    new_holders=[(me.id, "1")],
+                    certificate_number=certificate_number(),
                     **changes(app),
                 )
             ).id
@@ -229,7 +261,9 @@ async def _count_queries(person_id: int, limit: int) -> tuple[int, int]:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     try:
-        page = await list_properties(person_id=person_id, filters=PropertyFilters(), after_id=None, limit=limit)
+        page = await list_properties(
+            person_id=person_id, filters=PropertyFilters(), after_id=None, limit=limit
+        )
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -244,13 +278,21 @@ async def test_a_page_costs_the_same_few_queries_whatever_its_size(app, vault):
         for i in range(n):
             right = await create_right(holders=[(person, "0.5"), (co, "0.5")], district=DISTRICTS[i % 16])
             await registry_changes.register_mortgage(
-                right_id=right.id, mortgagee_id=bank.id, amount_fen=100, term_start=date(2024, 1, 1),
-                term_end=date(2034, 1, 1), certificate_number=certificate_number().replace("权", "证明"),
-                kv=app.services.kv, clock=app.services.clock,
+                right_id=right.id,
+                mortgagee_id=bank.id,
+                amount_fen=100,
+                term_start=date(2024, 1, 1),
+                term_end=date(2034, 1, 1),
+                certificate_number=certificate_number().replace("权", "证明"),
+                kv=app.services.kv,
+                clock=app.services.clock,
             )
             await registry_changes.start_case(
-                unit_id=right.unit_id, kind="mortgage", case_number=f"Q{right.id:012d}",
-                kv=app.services.kv, clock=app.services.clock,
+                unit_id=right.unit.id,
+                kind="mortgage",
+                case_number=f"Q{right.id:012d}",
+                kv=app.services.kv,
+                clock=app.services.clock,
             )
     small_queries, small_items = await _count_queries(small.id, 100)
     large_queries, large_items = await _count_queries(large.id, 100)

@@ -35,23 +35,49 @@ class Family:
     right: Right | None
     links: dict[int, int] = field(default_factory=dict)  # guardian person id -> ward link id
 
+    @property
+    def minor(self) -> Person:
+        assert self.ward is not None, "this family's ward is not in the register"
+        return self.ward
+
+    @property
+    def minor_right(self) -> Right:
+        assert self.right is not None, "this family's ward holds nothing"
+        return self.right
+
 
 def registry(app):
     return app.services.simulators.civil_registry
 
 
 async def make_family(
-    app, vault, *, ward_born: date | None = None, guardians: int = 1, in_register: bool = True, link: bool = True
+    app,
+    vault,
+    *,
+    ward_born: date | None = None,
+    guardians: int = 1,
+    in_register: bool = True,
+    link: bool = True,
 ) -> Family:
     today = shanghai_today(app)
     ward_id = make_id_number(ward_born or years_ago(today, 10))
-    parents = [await create_person(vault=vault, born=years_ago(today, 40), name=n) for n in ("王芳", "刘强")[:guardians]]
-    ward = await create_person(vault=vault, id_number=ward_id, phone=None, name="王小宝") if in_register else None
+    parents = [
+        await create_person(vault=vault, born=years_ago(today, 40), name=n)
+        for n in ("王芳", "刘强")[:guardians]
+    ]
+    ward = (
+        await create_person(vault=vault, id_number=ward_id, phone=None, name="王小宝")
+        if in_register
+        else None
+    )
     right = await create_right(holders=[(ward, "1")]) if ward else None
     registry(app).load(
         people=[{"id_number": ward_id, "name": "王小宝"}]
         + [{"id_number": vault.decrypt(p.id_number_enc), "name": p.name} for p in parents],
-        guardianships=[(vault.decrypt(p.id_number_enc), ward_id, "母亲" if i == 0 else "父亲") for i, p in enumerate(parents)],
+        guardianships=[
+            (vault.decrypt(p.id_number_enc), ward_id, "母亲" if i == 0 else "父亲")
+            for i, p in enumerate(parents)
+        ],
     )
     family = Family(ward_id, ward, parents, right)
     if link:
@@ -90,9 +116,9 @@ async def test_guardian_links_a_minor_and_reads_their_properties_masked(client, 
     assert [w["ward_id"] for w in listed] == [ward["ward_id"]]
     r = await client.get(f"{WARDS}/{ward['ward_id']}/properties", headers=headers)
     assert r.status_code == 200, r.text
-    assert [(i["right_id"], i["share"]) for i in r.json()["items"]] == [(family.right.id, "1")]
-    d = await client.get(f"{WARDS}/{ward['ward_id']}/properties/{family.right.id}", headers=headers)
-    assert d.status_code == 200 and d.json()["right_id"] == family.right.id
+    assert [(i["right_id"], i["share"]) for i in r.json()["items"]] == [(family.minor_right.id, "1")]
+    d = await client.get(f"{WARDS}/{ward['ward_id']}/properties/{family.minor_right.id}", headers=headers)
+    assert d.status_code == 200 and d.json()["right_id"] == family.minor_right.id
     for response in (r, d):
         assert family.ward_id_number not in response.text
     link = await GuardianshipLink.get(id=ward["ward_id"])
@@ -119,14 +145,18 @@ async def test_link_is_refused_for_a_ward_of_18_or_older(client, app, vault):
     family = await make_family(app, vault, ward_born=years_ago(today, 18), link=False)  # 18 today
     guardian = family.guardians[0]
     asked = registry(app).requests("verify_guardianship")
-    r = await client.post(WARDS, json={"id_number": family.ward_id_number}, headers=citizen_headers(app, guardian))
+    r = await client.post(
+        WARDS, json={"id_number": family.ward_id_number}, headers=citizen_headers(app, guardian)
+    )
     assert r.status_code == 422 and r.json()["code"] == "WARD_NOT_MINOR"
     assert registry(app).requests("verify_guardianship") == asked, "decided from the ID number alone"
 
     # The ID number says 17, the civil registry's record says of age: its answer decides.
     minor_by_id = years_ago(today, 17)
     family = await make_family(app, vault, ward_born=minor_by_id, link=False)
-    registry(app).load(people=[{"id_number": family.ward_id_number, "name": "王小宝", "birth_date": "2000-01-01"}])
+    registry(app).load(
+        people=[{"id_number": family.ward_id_number, "name": "王小宝", "birth_date": "2000-01-01"}]
+    )
     r = await client.post(
         WARDS, json={"id_number": family.ward_id_number}, headers=citizen_headers(app, family.guardians[0])
     )
@@ -179,11 +209,11 @@ async def test_unlinked_guardian_and_guardian_of_another_child_get_404(client, a
     other_guardian = other.guardians[0]
     cases = [
         (unlinked, f"{WARDS}/{my_link}/properties"),
-        (unlinked, f"{WARDS}/{my_link}/properties/{mine.right.id}"),
+        (unlinked, f"{WARDS}/{my_link}/properties/{mine.minor_right.id}"),
         (other_guardian, f"{WARDS}/{my_link}/properties"),
-        (other_guardian, f"{WARDS}/{my_link}/properties/{mine.right.id}"),
+        (other_guardian, f"{WARDS}/{my_link}/properties/{mine.minor_right.id}"),
         # my own link, but a right my ward does not hold
-        (mine.guardians[0], f"{WARDS}/{my_link}/properties/{other.right.id}"),
+        (mine.guardians[0], f"{WARDS}/{my_link}/properties/{other.minor_right.id}"),
         (mine.guardians[0], f"{WARDS}/999999999/properties"),
     ]
     for person, path in cases:
@@ -249,7 +279,7 @@ async def test_access_ends_on_the_18th_birthday(client, app, clock, vault):
     headers = citizen_headers(app, guardian)
     r = await client.get(path, headers=headers)
     assert r.status_code == 404
-    assert (await client.get(f"{path}/{family.right.id}", headers=headers)).status_code == 404
+    assert (await client.get(f"{path}/{family.minor_right.id}", headers=headers)).status_code == 404
     assert (await client.get(WARDS, headers=headers)).json()["items"][0]["status"] == "ended"
 
 
@@ -269,7 +299,7 @@ async def test_the_other_guardian_is_notified_in_app_always_and_by_sms_once_a_da
 
     headers = citizen_headers(app, reader)
     assert (await client.get(path, headers=headers)).status_code == 200
-    assert (await client.get(f"{path}/{family.right.id}", headers=headers)).status_code == 200
+    assert (await client.get(f"{path}/{family.minor_right.id}", headers=headers)).status_code == 200
     assert (await client.get(path, headers=headers)).status_code == 200
 
     inbox = await InboxMessage.filter(person_id=other.id, kind="guardian_query").order_by("id")

@@ -1,0 +1,288 @@
+"""The access-rule matrix: every route that takes an object id refuses strangers.
+
+The routes are read from the running app's router: every route whose path has a `<...>`
+parameter. For each, `ACCESS_TABLE` holds a builder that creates an object, the principal who
+owns it and principals of the right role who do not. The walk then asserts, per route:
+
+  (a) an anonymous caller gets 401 (problem+json, AUTHENTICATION_REQUIRED);
+  (b) every outsider gets 404 NOT_FOUND, exactly as for an id that does not exist, so ids reveal
+      nothing (citizen vs another citizen's right, guardian vs an unlinked minor, ...);
+  (c) the owner gets a 2xx for the same path, so the 404s above come from the ownership rule
+      and not from a broken builder.
+
+Outsiders are asked before the owner, and a builder may check afterwards that an outsider's
+attempt changed nothing (`untouched`). Citizens' tokens are minted by the app's own signer
+(`citizen_headers`), exactly as SMS sign-in issues them, so the matrix does not spend the per-IP
+SMS quota the sign-in tests need.
+
+Adding a route with an id means adding a row here; the walk fails until there is one. Rows still
+to come with their routes (issue #4): a bank vs another bank's filing (two `bank` API clients,
+`tests/integration/test_auth.py` signs them in), a clerk vs another office's appointment where
+appointments are office-bound (two clerks with different `office_code`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from api.openapi import INT64_MAX
+from services import messages as inbox
+from services.models.messages import InboxMessage
+from services.models.registry import Person
+from tests.integration.property_support import (
+    citizen_headers,
+    create_person,
+    create_right,
+    make_id_number,
+    shanghai_today,
+    years_ago,
+)
+
+SKIPPED_METHODS = {"HEAD", "OPTIONS"}
+_seq = itertools.count(1)
+
+
+@dataclass
+class Case:
+    """One route, made concrete: the path with real ids, who owns it, who must get 404."""
+
+    path: str
+    owner: dict[str, str]
+    outsiders: list[tuple[str, dict[str, str], str]]  # (who, headers, path)
+    json: dict[str, Any] | None = None
+    untouched: Callable[[], Awaitable[None]] | None = None  # asserts an outsider changed nothing
+    notes: list[str] = field(default_factory=list)
+
+
+Builder = Callable[[Any, Any], Awaitable[Case]]
+
+
+# --- builders ------------------------------------------------------------------------------------
+
+
+async def _citizen_with_right(app: Any, vault: Any) -> tuple[Person, Any, dict[str, str]]:
+    person = await create_person(vault=vault)
+    right = await create_right(holders=[(person, "1")])
+    return person, right, citizen_headers(app, person)
+
+
+async def own_property(app: Any, vault: Any) -> Case:
+    _, right, owner = await _citizen_with_right(app, vault)
+    stranger = await create_person(vault=vault)
+    _, _, other_holder = await _citizen_with_right(app, vault)
+    path = f"/api/v1/me/properties/{right.id}"
+    return Case(
+        path=path,
+        owner=owner,
+        outsiders=[
+            ("a citizen who holds nothing", citizen_headers(app, stranger), path),
+            ("a citizen who holds another right", other_holder, path),
+        ],
+    )
+
+
+@dataclass
+class _Ward:
+    guardian: Person
+    link_id: int
+    right_id: int
+
+
+async def _linked_ward(app: Any, vault: Any, client: httpx.AsyncClient) -> _Ward:
+    """A minor with a right, and a guardian linked to them through the real API."""
+    today = shanghai_today(app)
+    ward_id_number = make_id_number(years_ago(today, 9))
+    guardian = await create_person(vault=vault, born=years_ago(today, 38), name="钱慧")
+    ward = await create_person(vault=vault, id_number=ward_id_number, phone=None, name="钱小宝")
+    right = await create_right(holders=[(ward, "1")])
+    guardian_id_number = vault.decrypt(guardian.id_number_enc)
+    app.services.simulators.civil_registry.load(
+        people=[
+            {"id_number": ward_id_number, "name": ward.name},
+            {"id_number": guardian_id_number, "name": guardian.name},
+        ],
+        guardianships=[(guardian_id_number, ward_id_number, "母亲")],
+    )
+    r = await client.post(
+        "/api/v1/me/wards", json={"id_number": ward_id_number}, headers=citizen_headers(app, guardian)
+    )
+    assert r.status_code == 201, r.text
+    return _Ward(guardian, int(r.json()["ward_id"]), right.id)
+
+
+async def ward_properties(app: Any, vault: Any) -> Case:
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        mine = await _linked_ward(app, vault, client)
+        other = await _linked_ward(app, vault, client)
+    unlinked = await create_person(vault=vault)
+    path = f"/api/v1/me/wards/{mine.link_id}/properties"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, mine.guardian),
+        outsiders=[
+            ("a citizen linked to no minor", citizen_headers(app, unlinked), path),
+            ("the guardian of another minor", citizen_headers(app, other.guardian), path),
+        ],
+    )
+
+
+async def ward_property(app: Any, vault: Any) -> Case:
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        mine = await _linked_ward(app, vault, client)
+        other = await _linked_ward(app, vault, client)
+    unlinked = await create_person(vault=vault)
+    path = f"/api/v1/me/wards/{mine.link_id}/properties/{mine.right_id}"
+    me = citizen_headers(app, mine.guardian)
+    return Case(
+        path=path,
+        owner=me,
+        outsiders=[
+            ("a citizen linked to no minor", citizen_headers(app, unlinked), path),
+            ("the guardian of another minor", citizen_headers(app, other.guardian), path),
+            (
+                "the guardian, for a right of another minor",
+                me,
+                f"/api/v1/me/wards/{mine.link_id}/properties/{other.right_id}",
+            ),
+            (
+                "another guardian, for their own ward's right through this link",
+                citizen_headers(app, other.guardian),
+                f"/api/v1/me/wards/{mine.link_id}/properties/{other.right_id}",
+            ),
+        ],
+    )
+
+
+async def read_message(app: Any, vault: Any) -> Case:
+    owner = await create_person(vault=vault)
+    stranger = await create_person(vault=vault)
+    message = await inbox.post_message(
+        person_id=owner.id,
+        kind="property_change",
+        title=f"矩阵测试 {next(_seq)}",
+        body="access matrix",
+        data={},
+        clock=app.services.clock,
+    )
+
+    async def untouched() -> None:
+        row = await InboxMessage.get(id=message.id)
+        assert row.read_at is None, "an outsider marked somebody else's message read"
+
+    path = f"/api/v1/me/messages/{message.id}/read"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, owner),
+        outsiders=[("another citizen", citizen_headers(app, stranger), path)],
+        untouched=untouched,
+    )
+
+
+# (method, Sanic path template) -> builder. The templates are the router's, types included.
+ACCESS_TABLE: dict[tuple[str, str], Builder] = {
+    ("GET", "/api/v1/me/properties/<right_id:int>"): own_property,
+    ("GET", "/api/v1/me/wards/<ward_id:int>/properties"): ward_properties,
+    ("GET", "/api/v1/me/wards/<ward_id:int>/properties/<right_id:int>"): ward_property,
+    ("POST", "/api/v1/me/messages/<message_id:int>/read"): read_message,
+}
+
+
+# --- the walk ------------------------------------------------------------------------------------
+
+
+def id_routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path template) of every route of the running app with a path parameter."""
+    found = set()
+    for route in app.app.router.routes:
+        if "<" not in route.path:
+            continue
+        for method in route.methods - SKIPPED_METHODS:
+            found.add((method, "/" + route.path.strip("/")))
+    return sorted(found)
+
+
+async def _problem_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
+
+
+async def check_route(
+    client: httpx.AsyncClient, app: Any, vault: Any, method: str, template: str
+) -> list[str]:
+    """The problems of one route; empty when it keeps the rules."""
+    problems: list[str] = []
+    label = f"{method} {template}"
+    case = await ACCESS_TABLE[(method, template)](app, vault)
+
+    r = await client.request(method, case.path, json=case.json)
+    if r.status_code != 401 or await _problem_code(r) != "AUTHENTICATION_REQUIRED":
+        problems.append(f"{label}: anonymous got {r.status_code} {r.text[:200]}, expected 401")
+
+    for who, headers, path in case.outsiders:
+        r = await client.request(method, path, json=case.json, headers=headers)
+        if r.status_code != 404 or await _problem_code(r) != "NOT_FOUND":
+            problems.append(f"{label}: {who} got {r.status_code} for {path} {r.text[:200]}, expected 404")
+    if case.untouched is not None:
+        try:
+            await case.untouched()
+        except AssertionError as exc:
+            problems.append(f"{label}: {exc}")
+
+    r = await client.request(method, case.path, json=case.json, headers=case.owner)
+    if not 200 <= r.status_code < 300:
+        problems.append(f"{label}: the owner got {r.status_code} {r.text[:200]}: the builder proves nothing")
+    return problems
+
+
+async def test_every_id_route_refuses_anonymous_callers_and_outsiders(client, app, vault):
+    routes = id_routes(app)
+    assert routes, "no route with an id parameter found: is the router read correctly?"
+    problems = [
+        f"{method} {template}: no row in ACCESS_TABLE (tests/integration/test_access_matrix.py); "
+        "add a builder with an owner and outsiders"
+        for method, template in routes
+        if (method, template) not in ACCESS_TABLE
+    ]
+    for method, template in routes:
+        if (method, template) in ACCESS_TABLE:
+            problems += await check_route(client, app, vault, method, template)
+    assert not problems, "access rules broken:\n  " + "\n  ".join(problems)
+
+
+async def test_access_table_has_no_stale_rows(app):
+    stale = sorted(set(ACCESS_TABLE) - set(id_routes(app)))
+    assert not stale, f"ACCESS_TABLE rows for routes that no longer exist (renamed?): {stale}"
+
+
+async def test_id_routes_document_their_ids_and_refusals(client, app):
+    """The spec the fuzzer reads (.ci/quality-gates) states the same rules: bounded ids, 401, 404."""
+    spec = (await client.get("/docs/openapi.json")).json()
+    problems = []
+    for method, template in id_routes(app):
+        oas_path = "/" + "/".join(
+            "{" + part[1:-1].split(":")[0] + "}" if part.startswith("<") else part
+            for part in template.strip("/").split("/")
+        )
+        operation = spec["paths"].get(oas_path, {}).get(method.lower())
+        if operation is None:
+            problems.append(f"{method} {oas_path}: not in /docs/openapi.json")
+            continue
+        for status in ("401", "404"):
+            if status not in operation["responses"]:
+                problems.append(f"{method} {oas_path}: {status} not documented")
+        if not operation.get("security"):
+            problems.append(f"{method} {oas_path}: no security requirement")
+        for param in operation.get("parameters", []):
+            schema = param["schema"]
+            bounded = (schema.get("minimum"), schema.get("maximum")) == (1, INT64_MAX)
+            if param["in"] == "path" and schema.get("type") == "integer" and not bounded:
+                problems.append(f"{method} {oas_path}: {param['name']} is not bounded to 1..2**63-1")
+    assert not problems, "\n".join(problems)
