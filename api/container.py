@@ -54,8 +54,9 @@ async def start_services(settings: Settings, *, clock: Clock | None = None, migr
     if migrate if migrate is not None else (settings.is_sqlite or settings.migrate_on_start):
         await apply_migrations(config)
     db = await open_database(config)
-    kv: KeyValueStore = RedisStore.from_url(settings.redis_url) if settings.redis_url else MemoryStore()
-    limiter = RateLimiter.from_url(settings.redis_url)
+    prefix = settings.redis_key_prefix
+    kv: KeyValueStore = RedisStore.from_url(settings.redis_url, prefix=prefix) if settings.redis_url else MemoryStore()
+    limiter = RateLimiter.from_url(settings.redis_url, prefix=prefix)
     session = aiohttp.ClientSession()
     http_client = httpx.AsyncClient()
 

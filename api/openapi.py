@@ -189,6 +189,7 @@ def doc(
     operation_id: str | None = None,
     links: dict[str, dict[str, Any]] | None = None,
     examples: dict[str, Any] | None = None,
+    body_required: bool = True,
 ) -> Callable[[F], F]:
     """Document a route: request body, parameters, success and problem+json responses, security.
 
@@ -198,7 +199,7 @@ def doc(
     `links={"GetProperty": {"operationId": "getMyProperty",
     "parameters": {"right_id": "$response.body#/items/0/id"}}}` is attached to the success
     response, for stateful testing. `examples` maps a path or query parameter name to an example
-    value.
+    value. `body_required=False` for a body the route accepts being absent.
     """
     parameters: list[Any] = []
     examples = examples or {}
@@ -237,7 +238,9 @@ def doc(
     for code, (desc, content) in (extra_responses or {}).items():
         responses.append(Response(content, status=code, description=desc))
     request_body = (
-        RequestBody({ct: ref(body) for ct in body_content_types}, required=True) if body is not None else None
+        RequestBody({ct: ref(body) for ct in body_content_types}, required=body_required)
+        if body is not None
+        else None
     )
     define = openapi.definition(
         operation=operation_id,
@@ -255,8 +258,11 @@ def doc(
         # an object schema whose properties are the schema's keywords.
         operation = OperationStore()[handler]
         operation.parameters.extend(parameters)
+        success = operation.responses[status]
         if links:  # likewise, a response definition keeps no `links` of its own
-            operation.responses[status]._fields["links"] = links
+            success._fields["links"] = links
+        if ok_schema is None:  # no body (204): sanic-ext would document `*/*` content
+            success._fields.pop("content", None)
         return handler
 
     return decorator

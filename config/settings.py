@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     # SQLite databases are always migrated at start; PostgreSQL only when this is set
     # (production runs `python -m api migrate` as a release step instead).
     migrate_on_start: bool = False
+    redis_key_prefix: str = "estate:"  # lets several deployments (or test sessions) share one Redis
 
     # Secrets
     secret_key: SecretStr = SecretStr(DEV_SECRET)

@@ -61,8 +61,9 @@ class RedisStore:
         self._prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
-        return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30))
+    def from_url(cls, url: str, *, prefix: str = "estate:") -> RedisStore:
+        redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+        return cls(redis, prefix=prefix)
 
     @property
     def client(self) -> Redis:

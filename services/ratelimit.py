@@ -31,10 +31,10 @@ class RateLimiter:
         self._fixed = FixedWindowRateLimiter(storage)
 
     @classmethod
-    def from_url(cls, redis_url: str | None) -> RateLimiter:
+    def from_url(cls, redis_url: str | None, *, prefix: str = "estate:") -> RateLimiter:
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            return cls(RedisStorage(uri, implementation="redispy", key_prefix="estate-limits"))
+            return cls(RedisStorage(uri, implementation="redispy", key_prefix=prefix + "limits"))
         return cls(MemoryStorage())
 
     async def hit(self, item: RateLimitItem, *identifiers: str, moving: bool = True) -> None:

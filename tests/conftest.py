@@ -66,7 +66,7 @@ async def redis_url() -> AsyncIterator[str | None]:
     from redis.asyncio import Redis
 
     client = Redis.from_url(TEST_REDIS_URL)
-    await client.flushdb()
+    assert await client.ping()
     await client.aclose()
     yield TEST_REDIS_URL
 
@@ -82,6 +82,7 @@ def settings(database_url: str, redis_url: str | None) -> Settings:
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
         redis_url=redis_url,
+        redis_key_prefix=f"estate-test-{uuid.uuid4().hex[:8]}:",
         simulators_in_process=True,
         simulator_base_port=0,
         load_demo_data=False,

@@ -129,7 +129,7 @@ async def test_daily_cap_per_phone_and_hourly_cap_per_ip(app, vault):
         otp_ttl_s=300, otp_max_attempts=5, otp_cooldown_s=1, otp_daily_cap_per_phone=2,
         otp_hourly_cap_per_ip=3, refresh_ttl_s=3600, staff_max_failures=5,
     )
-    limiter = RateLimiter.from_url(services.settings.redis_url)
+    limiter = RateLimiter.from_url(services.settings.redis_url, prefix=services.settings.redis_key_prefix)
     auth = AuthService(
         signer=services.signer, sms=services.integrations.sms, limiter=limiter, kv=services.kv,
         clock=services.clock, policy=policy, otp_secret="test",
