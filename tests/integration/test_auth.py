@@ -16,7 +16,7 @@ from services.auth import AuthPolicy, AuthService, hash_password
 from services.models.accounts import ApiClient, StaffUser
 from services.models.registry import Organisation
 from services.ratelimit import RateLimiter
-from tests.factories import create_person
+from tests.integration.property_support import create_person
 
 _phones = itertools.count(int(time.time()) % 10_000_000)
 
