@@ -14,6 +14,8 @@ from pythonjsonlogger.json import JsonFormatter
 from sanic import HTTPResponse, Request, Sanic
 from sanic.response import raw
 
+from api.openapi import doc
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -80,5 +82,12 @@ def install(app: Sanic) -> None:
             HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
 
     @app.get("/metrics", name="metrics")
+    @doc(
+        summary="Prometheus metrics (text exposition format)",
+        tag="health",
+        ok=(200, {"type": "string"}),
+        ok_content_type="text/plain",
+        secured=False,
+    )
     async def metrics(request: Request) -> HTTPResponse:
         return raw(generate_latest(), content_type=CONTENT_TYPE_LATEST)
