@@ -1,11 +1,11 @@
 """Command line: `python -m api <command>`.
 
-  serve [--demo]           run the API (the embedded default with --demo: demo data, simulators)
-  migrate                  apply the database migrations
-  seed [--persons N ...]   load the deterministic demo data
-  worker                   run an outbox worker process
-  outbox redrive|stats     operate the outbox
-  audit verify             check the access log's hash chain (exit 1 if it was tampered with)
+serve [--demo]           run the API (the embedded default with --demo: demo data, simulators)
+migrate                  apply the database migrations
+seed [--persons N ...]   load the deterministic demo data
+worker                   run an outbox worker process
+outbox redrive|stats     operate the outbox
+audit verify             check the access log's hash chain (exit 1 if it was tampered with)
 """
 
 from __future__ import annotations

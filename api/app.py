@@ -26,10 +26,16 @@ from services.clock import Clock
 API_TITLE = "不动产一网通办 API"
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None, name: str = "estate") -> Sanic:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, name: str = "estate"
+) -> Sanic:
     settings = settings or load_settings()
     # UTF-8 JSON: Chinese text stays readable on the wire.
-    app = Sanic(name, configure_logging=False, dumps=partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False))
+    app = Sanic(
+        name,
+        configure_logging=False,
+        dumps=partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False),
+    )
     app.config.update(
         {
             "OAS_URL_PREFIX": "/docs",

@@ -48,21 +48,27 @@ class Services:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def start_services(settings: Settings, *, clock: Clock | None = None, migrate: bool | None = None) -> Services:
+async def start_services(
+    settings: Settings, *, clock: Clock | None = None, migrate: bool | None = None
+) -> Services:
     clock = clock or SystemClock()
     config = settings.tortoise_config()
     if migrate if migrate is not None else (settings.is_sqlite or settings.migrate_on_start):
         await apply_migrations(config)
     db = await open_database(config)
     prefix = settings.redis_key_prefix
-    kv: KeyValueStore = RedisStore.from_url(settings.redis_url, prefix=prefix) if settings.redis_url else MemoryStore()
+    kv: KeyValueStore = (
+        RedisStore.from_url(settings.redis_url, prefix=prefix) if settings.redis_url else MemoryStore()
+    )
     limiter = RateLimiter.from_url(settings.redis_url, prefix=prefix)
     session = aiohttp.ClientSession()
     http_client = httpx.AsyncClient()
 
     simulators = None
     if settings.simulators_in_process:
-        simulators = await SimulatorSuite.start(settings.simulator_host, settings.simulator_base_port, settings=settings)
+        simulators = await SimulatorSuite.start(
+            settings.simulator_host, settings.simulator_base_port, settings=settings
+        )
         settings = settings.model_copy(update=simulators.settings_overrides())
     integrations = build_integrations(settings, session=session, http_client=http_client)
 

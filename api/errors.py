@@ -107,6 +107,18 @@ def domain_problem(request: Request, error: e.DomainError) -> HTTPResponse:
     )
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Sanic names the allowed methods for static routes only; ask the router for the others."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        try:
+            request.app.router.get(request.path, method, request.headers.get("host"))
+        except sanic_exceptions.SanicException:
+            continue
+        allowed.append(method)
+    return allowed
+
+
 def register_error_handlers(app: Sanic) -> None:
     @app.exception(e.DomainError)
     async def on_domain_error(request: Request, error: e.DomainError) -> HTTPResponse:
@@ -119,9 +131,17 @@ def register_error_handlers(app: Sanic) -> None:
         if status >= 500:
             log.error("sanic error", exc_info=error)
         english = wants_english(request)
-        headers = {"WWW-Authenticate": 'Bearer realm="estate"'} if status == 401 else None
+        headers = dict(getattr(error, "headers", None) or {})
+        if status == 405 and "Allow" not in headers:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="estate"'
         return problem(
-            request, status=status, code=code, title=en if english else zh, detail=en if english else zh,
+            request,
+            status=status,
+            code=code,
+            title=en if english else zh,
+            detail=en if english else zh,
             headers=headers,
         )
 
@@ -130,4 +150,6 @@ def register_error_handlers(app: Sanic) -> None:
         log.exception("unhandled error", extra={"request_id": getattr(request.ctx, "request_id", None)})
         code, zh, en = _INTERNAL
         english = wants_english(request)
-        return problem(request, status=500, code=code, title=en if english else zh, detail=en if english else zh)
+        return problem(
+            request, status=500, code=code, title=en if english else zh, detail=en if english else zh
+        )

@@ -23,7 +23,7 @@ class AuthenticationRequired(AuthenticationFailed):
 async def current_principal(request: Request) -> Principal:
     cached = getattr(request.ctx, "principal", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

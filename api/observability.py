@@ -12,6 +12,7 @@ import uuid
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
 from sanic import HTTPResponse, Request, Sanic
+from sanic.response import BaseHTTPResponse
 from sanic.response import raw
 
 from api.openapi import doc
@@ -24,7 +25,9 @@ _ID_NUMBER = re.compile(r"(?<![0-9])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9])")
 
 HTTP_REQUESTS = Counter("estate_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
-    "estate_http_request_seconds", "HTTP request latency", ["method", "route"],
+    "estate_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
@@ -49,7 +52,9 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
             JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s", timestamp=False)
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
     handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -63,15 +68,15 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
 
 
 def install(app: Sanic) -> None:
-    @app.on_request(priority=100)
+    @app.middleware("request", priority=100)
     async def assign_request_id(request: Request) -> None:
         incoming = request.headers.get("x-request-id", "")
         request.ctx.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.ctx.started = time.perf_counter()
         request_id_var.set(request.ctx.request_id)
 
-    @app.on_response(priority=100)
-    async def finish(request: Request, response: HTTPResponse) -> None:
+    @app.middleware("response", priority=100)
+    async def finish(request: Request, response: BaseHTTPResponse) -> None:
         rid = getattr(request.ctx, "request_id", None)
         if rid:
             response.headers["X-Request-ID"] = rid

@@ -16,7 +16,13 @@ M = TypeVar("M", bound=BaseModel)
 def _field_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors(include_url=False, include_input=False):
-        out.append({"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"], "type": err["type"]})
+        out.append(
+            {
+                "field": ".".join(str(p) for p in err["loc"]) or None,
+                "message": err["msg"],
+                "type": err["type"],
+            }
+        )
     return out
 
 
@@ -42,7 +48,7 @@ def _validate(model: type[M], data: Any) -> M:
 def parse_json(request: Request, model: type[M]) -> M:
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
-        return _validate(model, {k: v[0] if len(v) == 1 else v for k, v in request.form.items()})
+        return _validate(model, {k: v[0] if len(v) == 1 else v for k, v in (request.form or {}).items()})
     if not request.body:
         raise MalformedRequest("请求体不能为空", "The request body is empty")
     try:
@@ -53,5 +59,5 @@ def parse_json(request: Request, model: type[M]) -> M:
 
 
 def parse_query(request: Request, model: type[M]) -> M:
-    data = {k: v[0] if len(v) == 1 else v for k, v in request.args.items()}
+    data = {k: v[0] if len(v) == 1 else v for k, v in request.get_args(keep_blank_values=True).items()}
     return _validate(model, data)

@@ -26,7 +26,11 @@ class ConfigurationError(RuntimeError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_prefix="ESTATE_", extra="ignore", env_nested_delimiter="__", populate_by_name=True
+        env_file=".env",
+        env_prefix="ESTATE_",
+        extra="ignore",
+        env_nested_delimiter="__",
+        populate_by_name=True,
     )
 
     profile: Profile = Profile.EMBEDDED

@@ -27,7 +27,12 @@ async def profile(principal: Principal) -> dict[str, Any]:
         staff = await StaffUser.get_or_none(id=int(principal.subject.split(":", 1)[1]))
         if staff is None:
             raise NotFound()
-        return {**base, "name": staff.display_name, "username": staff.username, "office_code": staff.office_code}
+        return {
+            **base,
+            "name": staff.display_name,
+            "username": staff.username,
+            "office_code": staff.office_code,
+        }
     client = await ApiClient.get_or_none(client_id=principal.subject.split(":", 1)[1])
     organisation = await Organisation.get_or_none(id=principal.organisation_id) if client else None
     return {

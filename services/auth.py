@@ -170,7 +170,9 @@ class AuthService:
         person = await Person.get_or_none(phone=phone)
         if person is None:
             raise OtpInvalid()
-        return await self._issue_pair(subject=f"person:{person.id}", role="citizen", claims={"pid": person.id})
+        return await self._issue_pair(
+            subject=f"person:{person.id}", role="citizen", claims={"pid": person.id}
+        )
 
     # --- staff: username + password --------------------------------------------------------
 
@@ -207,7 +209,9 @@ class AuthService:
         requested = set(scope.split()) if scope else allowed
         if not requested <= allowed:
             raise AuthenticationFailed(
-                "请求的权限范围超出该客户端的授权", "The requested scope exceeds the client's grant", reason="invalid_scope"
+                "请求的权限范围超出该客户端的授权",
+                "The requested scope exceeds the client's grant",
+                reason="invalid_scope",
             )
         granted = " ".join(sorted(requested))
         token, exp = self._signer.issue(
@@ -223,7 +227,13 @@ class AuthService:
         return max(0, exp - int(self._clock.now().timestamp()))
 
     async def _issue_pair(
-        self, *, subject: str, role: str, claims: dict[str, Any], family_id: str | None = None, conn: Any = None
+        self,
+        *,
+        subject: str,
+        role: str,
+        claims: dict[str, Any],
+        family_id: str | None = None,
+        conn: Any = None,
     ) -> TokenPair:
         access, exp = self._signer.issue(subject=subject, role=role, claims=claims)
         refresh = secrets.token_urlsafe(32)
@@ -246,11 +256,13 @@ class AuthService:
         token_id = hashlib.sha256(refresh_token.encode()).hexdigest()
         now = self._clock.now()
         async with in_transaction() as conn:
-            row = await RefreshToken.get_or_none(id=token_id).using_db(conn)
+            row = await RefreshToken.get_or_none(id=token_id, using_db=conn)
             if row is None or row.revoked_at is not None or row.expires_at <= now:
                 raise TokenInvalid(reason="refresh_token")
-            used = await RefreshToken.filter(id=token_id, used_at=None, revoked_at=None).using_db(conn).update(
-                used_at=now
+            used = (
+                await RefreshToken.filter(id=token_id, used_at=None, revoked_at=None)
+                .using_db(conn)
+                .update(used_at=now)
             )
             if used:
                 return await self._issue_pair(
@@ -276,5 +288,3 @@ class AuthService:
         if await self._kv.get(f"revoked-jti:{principal.token_id}") is not None:
             raise TokenInvalid(reason="revoked")
         return principal
-
-

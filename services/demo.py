@@ -604,16 +604,19 @@ _PHONE_PREFIXES = (
 
 
 class _Phones:
-    """The n-th phone: a prefix in turn, then an affine permutation of 0..10^8-1 - unique by construction."""
+    """The n-th phone is n through an affine permutation of every (prefix, 8 digits) pair: unique by
+    construction, and neighbours look unrelated. The multiplier is prime to 2 and 5, hence to the size."""
+
+    SIZE = len(_PHONE_PREFIXES) * 10**8
 
     def __init__(self, rng: random.Random) -> None:
         self._n = 0
-        self._offset = rng.randrange(10**8)
+        self._offset = rng.randrange(self.SIZE)
 
     def take(self) -> str:
         n, self._n = self._n, self._n + 1
-        prefix = _PHONE_PREFIXES[n % len(_PHONE_PREFIXES)]
-        return f"{prefix}{(n // len(_PHONE_PREFIXES) * 7_919_371 + self._offset) % 10**8:08d}"
+        prefix, line = divmod((n * 1_234_567_891 + self._offset) % self.SIZE, 10**8)
+        return f"{_PHONE_PREFIXES[prefix]}{line:08d}"
 
 
 # --- generated people, household by household ------------------------------------------------------
@@ -900,12 +903,18 @@ class _Seeder:
                 rows.clear()
 
     def sequence(
-        self, key: tuple[str, ...], *, limit: int, reserved: frozenset[str] = frozenset(), render: Any = str
+        self,
+        key: tuple[str, ...],
+        *,
+        limit: int,
+        start: int = 3000,
+        reserved: frozenset[str] = frozenset(),
+        render: Any = str,
     ) -> str:
-        """Increasing numbers per key with irregular gaps, starting somewhere plausible."""
+        """Increasing numbers per key with irregular gaps, starting somewhere plausible below `start`."""
         while True:
             if key not in self.sequences:
-                self.sequences[key] = self.rng.randint(1, 3000)
+                self.sequences[key] = self.rng.randint(1, start)
             n = self.sequences[key] + self.rng.randint(1, 12)
             if n >= limit:
                 raise RuntimeError(f"demo numbering for {key} exceeded {limit}: too many rows for one year")
@@ -928,6 +937,7 @@ class _Seeder:
         return self.sequence(
             (kind, str(year), district),
             limit=9_000_000,
+            start=60_000,
             reserved=_FIXED_CERTIFICATES,
             render=lambda n: format_certificate_number(year=year, place=place, kind=kind, sequence=n),
         )
@@ -1002,7 +1012,10 @@ class _Seeder:
         years: int,
         cancelled: date | None,
         certificate: str | None = None,
+        registered: datetime | None = None,
     ) -> None:
+        registered = registered or self.when(start)
+        start = registered.astimezone(SHANGHAI).date()  # the term runs from the registration day
         self.add(
             Mortgage(
                 id=self.pk(Mortgage),
@@ -1013,7 +1026,7 @@ class _Seeder:
                 term_start=start,
                 term_end=_years_after(start, years) - timedelta(days=1),
                 status="cancelled" if cancelled else "active",
-                registered_at=self.when(start),
+                registered_at=registered,
                 cancelled_at=self.when(cancelled) if cancelled else None,
             )
         )
@@ -1083,6 +1096,7 @@ class _Seeder:
                         years=m.years,
                         cancelled=m.cancelled,
                         certificate=m.certificate,
+                        registered=_at_ten(m.term_start),
                     )
         await self.flush()
 
@@ -1111,11 +1125,16 @@ class _Seeder:
                     name=m.name, id_number=m.id_number, birth_date=m.birth_date, male=m.male, phone=m.phone
                 )
         rng = self.rng
-        weights = [0.0 if rng.random() < 0.35 else rng.paretovariate(2.5) for _ in households]
+        # A quarter of the households own nothing; the others one or several homes, a few many.
+        weights = [
+            0.0 if rng.random() < 0.25 else rng.choice((1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0))
+            for _ in households
+        ]
         cum = list(accumulate(weights)) if sum(weights) else None
         for _ in range(units):
             district, unit, use, area = self.next_unit()
-            company = use != "residential" and use != "parking" and rng.random() < 0.5
+            # Developers keep unsold flats and most parking spaces; companies hold most non-housing.
+            company = rng.random() < {"residential": 0.2, "parking": 0.6}.get(use, 0.6)
             if company or not households:
                 self.company_title(unit, district, area)
             else:

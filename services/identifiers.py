@@ -42,14 +42,20 @@ def normalise_id_number(value: str, *, today: date | None = None) -> str:
         born = date(int(candidate[6:10]), int(candidate[10:12]), int(candidate[12:14]))
     except ValueError:
         raise InvalidIdNumber(
-            "身份证号码中的出生日期不存在", "The birth date in the ID number does not exist", reason="birth_date"
+            "身份证号码中的出生日期不存在",
+            "The birth date in the ID number does not exist",
+            reason="birth_date",
         ) from None
     if born > (today or date.today()) or born.year < 1880:
         raise InvalidIdNumber(
-            "身份证号码中的出生日期不合理", "The birth date in the ID number is impossible", reason="birth_date"
+            "身份证号码中的出生日期不合理",
+            "The birth date in the ID number is impossible",
+            reason="birth_date",
         )
     if id_check_char(candidate[:17]) != candidate[17]:
-        raise InvalidIdNumber("身份证号码校验位错误", "The ID number's check character is wrong", reason="checksum")
+        raise InvalidIdNumber(
+            "身份证号码校验位错误", "The ID number's check character is wrong", reason="checksum"
+        )
     return candidate
 
 
@@ -150,7 +156,9 @@ def parse_unit_number(value: str) -> UnitNumber:
             reason="structure",
         )
     if m["parcel"] == "00000":
-        raise InvalidUnitNumber("宗地顺序号不能为00000", "The parcel sequence cannot be 00000", reason="parcel")
+        raise InvalidUnitNumber(
+            "宗地顺序号不能为00000", "The parcel sequence cannot be 00000", reason="parcel"
+        )
     fixture, fixture_unit = m["fixture"], m["fixture_unit"]
     building = unit = None
     if fixture == "W":
@@ -205,7 +213,9 @@ def parse_certificate_number(value: str) -> CertificateNumber:
     )
 
 
-def format_certificate_number(*, year: int, place: str, kind: str, sequence: int, province: str = "沪") -> str:
+def format_certificate_number(
+    *, year: int, place: str, kind: str, sequence: int, province: str = "沪"
+) -> str:
     return str(CertificateNumber(province, year, place, kind, sequence))
 
 
@@ -217,7 +227,9 @@ _PHONE = re.compile(r"^1[3-9]\d{9}$")
 def normalise_phone(value: str) -> str:
     candidate = value.strip().removeprefix("+86").replace(" ", "").replace("-", "")
     if not _PHONE.match(candidate):
-        raise InvalidPhone("手机号码应为11位中国大陆手机号", "A phone number is an 11-digit mainland mobile number")
+        raise InvalidPhone(
+            "手机号码应为11位中国大陆手机号", "A phone number is an 11-digit mainland mobile number"
+        )
     return candidate
 
 

@@ -71,7 +71,9 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._prefix + key)
-        return bytes(value) if value is not None else None
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else str(value).encode()
 
     async def set(self, key: str, value: bytes, *, ttl_s: float | None = None) -> None:
         await self._redis.set(self._prefix + key, value, px=int(ttl_s * 1000) if ttl_s else None)

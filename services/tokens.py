@@ -77,7 +77,9 @@ class TokenSigner:
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock) -> TokenSigner:
         if settings.jwt_private_key_file:
-            loaded = serialization.load_pem_private_key(Path(settings.jwt_private_key_file).read_bytes(), None)
+            loaded = serialization.load_pem_private_key(
+                Path(settings.jwt_private_key_file).read_bytes(), None
+            )
             if not isinstance(loaded, Ed25519PrivateKey):
                 raise ValueError("the JWT private key must be an Ed25519 key")
             private_key = loaded
@@ -136,7 +138,12 @@ class TokenSigner:
                 audience=self._audience,
                 issuer=self._issuer,
                 # Time claims are checked below against the injected clock, not the wall clock.
-                options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.PyJWTError as exc:
             raise TokenInvalid(reason="invalid") from exc
@@ -163,7 +170,16 @@ class TokenSigner:
         keys = []
         for kid, key in self._public_keys.items():
             raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            keys.append({"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": kid, "alg": ALGORITHM, "use": "sig"})
+            keys.append(
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": _b64url(raw),
+                    "kid": kid,
+                    "alg": ALGORITHM,
+                    "use": "sig",
+                }
+            )
         return {"keys": keys}
 
 

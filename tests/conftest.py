@@ -118,5 +118,6 @@ async def client(app: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def vault(settings: Settings) -> PiiVault:
     return PiiVault(
-        key_b64=settings.pii_key.get_secret_value(), blind_index_key=settings.blind_index_key.get_secret_value()
+        key_b64=settings.pii_key.get_secret_value(),
+        blind_index_key=settings.blind_index_key.get_secret_value(),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
@@ -25,7 +25,7 @@ class OutboxStats(BaseModel):
 class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] | None = Field(default=None, max_length=1000)
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(default=None, max_length=1000)
     topic: str | None = Field(default=None, min_length=1, max_length=64)
 
 
@@ -34,7 +34,12 @@ class RedriveResult(BaseModel):
 
 
 @bp.get("/outbox")
-@doc(summary="Outbox counts by status and topic, oldest pending age", tag="admin", ok=(200, OutboxStats), errors=(403,))
+@doc(
+    summary="Outbox counts by status and topic, oldest pending age",
+    tag="admin",
+    ok=(200, OutboxStats),
+    errors=(403,),
+)
 @requires("admin")
 async def outbox_stats(request: Request) -> HTTPResponse:
     stats: dict[str, Any] = await outbox.outbox_stats(clock=request.app.ctx.services.clock)

@@ -28,7 +28,9 @@ class SmsCodeRequest(_Strict):
 
 
 class SmsCodeAccepted(BaseModel):
-    status: str = Field(description="Always `sent`: the answer does not reveal whether the phone is registered")
+    status: str = Field(
+        description="Always `sent`: the answer does not reveal whether the phone is registered"
+    )
     expires_in: int
 
 
@@ -69,7 +71,12 @@ class TokenResponse(BaseModel):
 
 
 def _token_response(pair: TokenPair) -> HTTPResponse:
-    body = {"access_token": pair.access_token, "token_type": "Bearer", "expires_in": pair.expires_in, "role": pair.role}
+    body = {
+        "access_token": pair.access_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+        "role": pair.role,
+    }
     if pair.refresh_token:
         body["refresh_token"] = pair.refresh_token
     if pair.scope is not None:
@@ -92,15 +99,26 @@ def _client_ip(request: Request) -> str:
 )
 async def send_sms_code(request: Request) -> HTTPResponse:
     body = parse_json(request, SmsCodeRequest)
-    ttl = await request.app.ctx.services.auth.request_sms_code(phone=body.phone, client_ip=_client_ip(request))
+    ttl = await request.app.ctx.services.auth.request_sms_code(
+        phone=body.phone, client_ip=_client_ip(request)
+    )
     return json({"status": "sent", "expires_in": ttl}, status=202)
 
 
 @bp.post("/tokens")
-@doc(summary="Sign in with the SMS code (citizens)", tag="auth", body=CodeSignIn, ok=(200, TokenResponse), secured=False)
+@doc(
+    summary="Sign in with the SMS code (citizens)",
+    tag="auth",
+    body=CodeSignIn,
+    ok=(200, TokenResponse),
+    errors=(401,),
+    secured=False,
+)
 async def sign_in_with_code(request: Request) -> HTTPResponse:
     body = parse_json(request, CodeSignIn)
-    return _token_response(await request.app.ctx.services.auth.sign_in_with_code(phone=body.phone, code=body.code))
+    return _token_response(
+        await request.app.ctx.services.auth.sign_in_with_code(phone=body.phone, code=body.code)
+    )
 
 
 @bp.post("/staff-tokens")
@@ -109,7 +127,7 @@ async def sign_in_with_code(request: Request) -> HTTPResponse:
     tag="auth",
     body=StaffSignIn,
     ok=(200, TokenResponse),
-    errors=(423,),
+    errors=(401, 423),
     secured=False,
 )
 async def sign_in_staff(request: Request) -> HTTPResponse:
@@ -125,6 +143,7 @@ async def sign_in_staff(request: Request) -> HTTPResponse:
     body=ClientCredentials,
     body_content_types=("application/x-www-form-urlencoded", "application/json"),
     ok=(200, TokenResponse),
+    errors=(401,),
     secured=False,
 )
 async def client_token(request: Request) -> HTTPResponse:
@@ -150,6 +169,7 @@ async def client_token(request: Request) -> HTTPResponse:
     tag="auth",
     body=RefreshRequest,
     ok=(200, TokenResponse),
+    errors=(401,),
     secured=False,
 )
 async def refresh(request: Request) -> HTTPResponse:
@@ -158,7 +178,13 @@ async def refresh(request: Request) -> HTTPResponse:
 
 
 @bp.post("/logout")
-@doc(summary="Revoke this access token and its refresh-token family", tag="auth", body=LogoutRequest, ok=(204, None))
+@doc(
+    summary="Revoke this access token and its refresh-token family",
+    tag="auth",
+    body=LogoutRequest,
+    body_required=False,
+    ok=(204, None),
+)
 async def logout(request: Request) -> HTTPResponse:
     principal = await current_principal(request)
     body = parse_json(request, LogoutRequest) if request.body else LogoutRequest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -56,7 +58,7 @@ class RefreshToken(Model):
     family_id = fields.CharField(max_length=32, db_index=True)
     subject = fields.CharField(max_length=64)
     role = fields.CharField(max_length=16)
-    claims = fields.JSONField(default=dict)
+    claims: Any = fields.JSONField(default=dict)
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)

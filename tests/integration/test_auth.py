@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -126,13 +127,23 @@ async def test_daily_cap_per_phone_and_hourly_cap_per_ip(app, vault):
     """The caps, with a small policy, through the real SMS simulator and the real limiter store."""
     services = app.services
     policy = AuthPolicy(
-        otp_ttl_s=300, otp_max_attempts=5, otp_cooldown_s=1, otp_daily_cap_per_phone=2,
-        otp_hourly_cap_per_ip=3, refresh_ttl_s=3600, staff_max_failures=5,
+        otp_ttl_s=300,
+        otp_max_attempts=5,
+        otp_cooldown_s=1,
+        otp_daily_cap_per_phone=2,
+        otp_hourly_cap_per_ip=3,
+        refresh_ttl_s=3600,
+        staff_max_failures=5,
     )
     limiter = RateLimiter.from_url(services.settings.redis_url, prefix=services.settings.redis_key_prefix)
     auth = AuthService(
-        signer=services.signer, sms=services.integrations.sms, limiter=limiter, kv=services.kv,
-        clock=services.clock, policy=policy, otp_secret="test",
+        signer=services.signer,
+        sms=services.integrations.sms,
+        limiter=limiter,
+        kv=services.kv,
+        clock=services.clock,
+        policy=policy,
+        otp_secret="test",
     )
     from services.errors import RateLimited
 
@@ -140,9 +151,9 @@ async def test_daily_cap_per_phone_and_hourly_cap_per_ip(app, vault):
     await create_person(vault=vault, phone=phone)
     ip = f"10.9.{next(_phones) % 250}.{next(_phones) % 250}"
     await auth.request_sms_code(phone=phone, client_ip=ip)
-    time.sleep(1.05)
+    await asyncio.sleep(1.05)
     await auth.request_sms_code(phone=phone, client_ip=ip)
-    time.sleep(1.05)
+    await asyncio.sleep(1.05)
     with pytest.raises(RateLimited):  # third of the day for this phone
         await auth.request_sms_code(phone=phone, client_ip=ip)
     with pytest.raises(RateLimited):  # fourth from this IP within the hour, another phone
@@ -236,7 +247,9 @@ async def test_logout_revokes_access_and_refresh(client, app, vault):
     await create_person(vault=vault, phone=phone)
     tokens = await sign_in_citizen(client, app, phone)
     headers = bearer(tokens["access_token"])
-    r = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}, headers=headers)
+    r = await client.post(
+        "/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}, headers=headers
+    )
     assert r.status_code == 204
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
     r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
@@ -250,7 +263,11 @@ async def _staff(role: str, office: str | None = None) -> tuple[str, str]:
     username = f"{role}.{next(_phones)}"
     password = "correct horse battery"
     await StaffUser.create(
-        username=username, display_name="测试", password_hash=hash_password(password), role=role, office_code=office
+        username=username,
+        display_name="测试",
+        password_hash=hash_password(password),
+        role=role,
+        office_code=office,
     )
     return username, password
 
@@ -277,7 +294,9 @@ async def test_staff_sign_in_lockout_and_roles(client, app, vault):
     assert (await client.get("/api/v1/admin/outbox")).status_code == 401
 
     admin_user, admin_pw = await _staff("admin")
-    admin = (await client.post("/api/v1/auth/staff-tokens", json={"username": admin_user, "password": admin_pw})).json()
+    admin = (
+        await client.post("/api/v1/auth/staff-tokens", json={"username": admin_user, "password": admin_pw})
+    ).json()
     r = await client.get("/api/v1/admin/outbox", headers=bearer(admin["access_token"]))
     assert r.status_code == 200 and "by_status" in r.json()
 
@@ -290,12 +309,18 @@ async def test_staff_sign_in_lockout_and_roles(client, app, vault):
 
 async def test_bank_client_credentials(client):
     org = await Organisation.create(
-        name="测试银行", credit_code=f"9131000{next(_phones):011d}"[:18], kind="bank", bank_code=f"b{next(_phones)}"
+        name="测试银行",
+        credit_code=f"9131000{next(_phones):011d}"[:18],
+        kind="bank",
+        bank_code=f"b{next(_phones)}",
     )
     client_id = f"bank-{next(_phones)}"
     await ApiClient.create(
-        client_id=client_id, secret_hash=hash_password("s3cret-value"), organisation_id=org.id,
-        bank_code=org.bank_code, scopes="mortgage:file mortgage:read",
+        client_id=client_id,
+        secret_hash=hash_password("s3cret-value"),
+        organisation_id=org.id,
+        bank_code=org.bank_code,
+        scopes="mortgage:file mortgage:read",
     )
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "s3cret-value"}
     r = await client.post("/api/v1/auth/client-tokens", data=form)
@@ -342,12 +367,19 @@ async def test_bad_input_is_problem_json(client, path, body, status, code):
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
     assert problem["code"] == code and problem["status"] == status
-    assert problem["request_id"] and problem["title"] and problem["detail"] and problem["type"].startswith("https://")
+    assert (
+        problem["request_id"]
+        and problem["title"]
+        and problem["detail"]
+        and problem["type"].startswith("https://")
+    )
     assert problem["errors"][0]["field"] is not None or body == []
 
 
 async def test_malformed_json_and_chinese_default(client):
-    r = await client.post("/api/v1/auth/sms-codes", content=b"{not json", headers={"content-type": "application/json"})
+    r = await client.post(
+        "/api/v1/auth/sms-codes", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["code"] == "MALFORMED_REQUEST"
     assert r.json()["title"] == "请求格式错误"
     r = await client.get("/api/v1/does-not-exist")

@@ -38,7 +38,9 @@ async def running_app(settings: Settings, *, clock: Clock | None = None) -> Asyn
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, clock=clock, name=f"estate_test_{next(_names)}")
-    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False)
+    server = await app.create_server(
+        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
+    )
     assert server is not None
     await server.startup()
     await server.before_start()

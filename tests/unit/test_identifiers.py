@@ -11,7 +11,9 @@ from services.errors import InvalidCertificateNumber, InvalidCreditCode, Invalid
 from services.pii import PiiVault
 
 
-@pytest.mark.parametrize("value", ["11010519491231002X", "110105199003071239", "11010519491231002x", " 110105199003071239 "])
+@pytest.mark.parametrize(
+    "value", ["11010519491231002X", "110105199003071239", "11010519491231002x", " 110105199003071239 "]
+)
 def test_valid_id_numbers(value):
     assert ids.normalise_id_number(value) == value.strip().upper()
 
@@ -102,7 +104,10 @@ def test_invalid_unit_numbers(value, reason):
 def test_certificate_numbers_parse_leniently_and_format_canonically():
     cert = ids.parse_certificate_number("沪(2024)浦东新区不动产权第0012345号")
     assert (cert.year, cert.place, cert.kind, cert.sequence) == (2024, "浦东新区", "right", 12345)
-    assert str(ids.parse_certificate_number("沪（2019）浦东新区不动产证明第123456号")) == "沪(2019)浦东新区不动产证明第0123456号"
+    assert (
+        str(ids.parse_certificate_number("沪（2019）浦东新区不动产证明第123456号"))
+        == "沪(2019)浦东新区不动产证明第0123456号"
+    )
     assert ids.parse_certificate_number("沪(2010)浦字不动产权第12345678号").sequence == 12345678
     with pytest.raises(InvalidCertificateNumber):
         ids.parse_certificate_number("沪2024浦东新区第1号")
