@@ -12,8 +12,7 @@ import uuid
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
 from sanic import HTTPResponse, Request, Sanic
-from sanic.response import BaseHTTPResponse
-from sanic.response import raw
+from sanic.response import BaseHTTPResponse, raw
 
 from api.openapi import doc
 
