@@ -38,7 +38,7 @@ TYPED_PACKAGES = ["api", "services", "integrations", "certificates", "notificati
 
 # Extra pytest arguments every `dev.py test` run gets. Coverage goes here once it is configured,
 # e.g. ["--cov", "--cov-report=term-missing:skip-covered"] (pytest-cov is already a dev dependency).
-COVERAGE_ARGS: list[str] = []
+COVERAGE_ARGS: list[str] = ["--cov", "--cov-report=term-missing:skip-covered"]
 
 
 def say(message: str) -> None:
