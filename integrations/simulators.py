@@ -53,14 +53,15 @@ async def serve(args: argparse.Namespace) -> None:
                     for g in data.get("guardianships", [])
                 ],
             )
-        print(json.dumps(suite.settings_overrides()), flush=True)
-        for name, url in suite.urls().items():
-            print(f"# {name:<20} {url}", file=sys.stderr, flush=True)
+        # Handlers first: whoever reads the line below may send SIGTERM at once.
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stopping.set)
+        print(json.dumps(suite.settings_overrides()), flush=True)
+        for name, url in suite.urls().items():
+            print(f"# {name:<20} {url}", file=sys.stderr, flush=True)
         await stopping.wait()
     finally:
         await suite.stop()
