@@ -26,6 +26,7 @@ from services.errors import TokenInvalid
 ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss", "jti"]
 LEEWAY_S = 5
+_VERIFIED_CACHE_SIZE = 20_000
 
 
 def _kid(public_key: Ed25519PublicKey) -> str:
@@ -71,6 +72,7 @@ class TokenSigner:
         public = private_key.public_key()
         self.kid = _kid(public)
         self._public_keys: dict[str, Ed25519PublicKey] = {self.kid: public}
+        self._verified: dict[str, tuple[Principal, int]] = {}
         for key in previous_public_keys or []:
             self._public_keys[_kid(key)] = key
 
@@ -121,6 +123,27 @@ class TokenSigner:
         return token, exp
 
     def verify(self, token: str) -> Principal:
+        """Check signature, audience, issuer and times. A token seen before skips the signature
+        and parsing (the expensive part) but never the time checks."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, iat = cached
+            self._check_times(exp=principal.expires_at, iat=iat)
+            return principal
+        principal, iat = self._verify_uncached(token)
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first
+        self._verified[token] = (principal, iat)
+        return principal
+
+    def _check_times(self, *, exp: int, iat: int) -> None:
+        now = int(self._clock.now().timestamp())
+        if exp <= now - LEEWAY_S:
+            raise TokenInvalid(reason="expired")
+        if iat > now + LEEWAY_S:
+            raise TokenInvalid(reason="not_yet_valid")
+
+    def _verify_uncached(self, token: str) -> tuple[Principal, int]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -147,14 +170,10 @@ class TokenSigner:
             )
         except jwt.PyJWTError as exc:
             raise TokenInvalid(reason="invalid") from exc
-        now = int(self._clock.now().timestamp())
         if not isinstance(claims["exp"], int) or not isinstance(claims["iat"], int):
             raise TokenInvalid(reason="invalid")
-        if claims["exp"] <= now - LEEWAY_S:
-            raise TokenInvalid(reason="expired")
-        if claims["iat"] > now + LEEWAY_S:
-            raise TokenInvalid(reason="not_yet_valid")
-        return Principal(
+        self._check_times(exp=claims["exp"], iat=claims["iat"])
+        principal = Principal(
             subject=claims["sub"],
             role=claims.get("role", ""),
             token_id=claims["jti"],
@@ -165,6 +184,7 @@ class TokenSigner:
             bank_code=claims.get("bank"),
             scopes=frozenset(str(claims.get("scope", "")).split()),
         )
+        return principal, claims["iat"]
 
     def jwks(self) -> dict[str, Any]:
         keys = []
