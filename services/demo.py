@@ -13,14 +13,17 @@ Why it is built this way:
   batch without reading them back; PostgreSQL's sequences are then moved past them, as Django's
   `loaddata` + `sqlsequencereset` do.
 
-Ranges kept apart so generated data, the fixed identities and tests/factories.py never collide:
+Ranges kept apart so generated data, the fixed identities and test data never collide
+(tests/integration/property_support.py keeps to its own: address code 310230, phones 147,
+cadastral district 950, certificate sequences 8,000,000-8,999,999):
 
-| value                                 | generated               | fixed identities | tests/factories.py |
-|---------------------------------------|-------------------------|------------------|--------------------|
-| ID-number sequence (digits 15-17)     | 000-799                 | 900-999          | 800-899            |
-| mobile prefix                         | 13x/15x/17x/18x/199, not 139 or 170 | 1390000000x | 170      |
-| cadastral district (unit digits 7-9)  | 010-039                 | 001-009          | 900                |
-| certificate sequence                  | < 9,000,000, skips the fixed ones | listed below | >= 9,000,000 |
+| value                              | generated                  | fixed identities | tests/factories.py |
+|------------------------------------|----------------------------|------------------|--------------------|
+| ID-number sequence (digits 15-17)  | 000-799                    | 900-999          | 800-899            |
+| mobile prefix                      | 20 prefixes in _PHONE_PREFIXES | 1390000000x  | 170                |
+| cadastral district (unit 7-9)      | 010-039                    | 002-005          | 900                |
+| certificate sequence               | below 8,000,000            | constants below  | from 9,000,000     |
+| case number                        | year + county + 7 digits   | none             | "T" + 12 digits    |
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import asyncio
 import random
 import unicodedata
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -83,9 +86,7 @@ DISTRICTS: tuple[District, ...] = (
     District("310112", "闵行区", 265, 62_000, ("莘松路", "七莘路", "古美路", "龙茗路", "都市路")),
     District("310113", "宝山区", 224, 50_000, ("牡丹江路", "友谊路", "共江路", "淞滨路", "呼兰路")),
     District("310114", "嘉定区", 183, 42_000, ("城中路", "塔城路", "博乐路", "清河路", "墨玉路")),
-    District(
-        "310115", "浦东新区", 568, 78_000, ("张杨路", "崂山路", "东方路", "锦绣路", "杨高南路", "川沙路")
-    ),
+    District("310115", "浦东新区", 568, 78_000, ("张杨路", "崂山路", "东方路", "锦绣路", "杨高南路")),
     District("310116", "金山区", 82, 22_000, ("卫零路", "蒙山路", "板桥西路", "龙皓路", "金一东路")),
     District("310117", "松江区", 191, 35_000, ("人民北路", "荣乐中路", "中山中路", "新松江路", "文诚路")),
     District("310118", "青浦区", 127, 35_000, ("公园路", "城中北路", "华青路", "盈港东路", "崧泽大道")),
@@ -124,11 +125,9 @@ _SURNAMES = (
 )
 _COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方")
 _SURNAME_POOL = (*_SURNAMES, *_COMPOUND_SURNAMES)
-_SURNAME_CUM: list[float] = []
-for _i in range(len(_SURNAME_POOL)):
-    _SURNAME_CUM.append(
-        (_SURNAME_CUM[-1] if _SURNAME_CUM else 0) + (max(2, 60 - _i) if _i < len(_SURNAMES) else 0.5)
-    )
+_SURNAME_CUM = list(
+    accumulate([float(max(2, 60 - i)) for i in range(len(_SURNAMES))] + [0.5] * len(_COMPOUND_SURNAMES))
+)
 # Given-name characters by sex and generation: names follow fashions.
 _GIVEN = {
     (True, True): "国建华明平伟德忠荣根林福宝海金兴龙生康",
@@ -178,10 +177,23 @@ class DemoBankClient:
 
 
 @dataclass(frozen=True, slots=True)
+class DemoProperty:
+    """One right (current or historical) on a unit of the fixed identities."""
+
+    unit_number: str
+    address: str
+    certificate_number: str
+    status: str  # current | historical
+    holders: str  # e.g. "陈立华 50%, 周敏 50% (共同共有)"
+    mortgages: str  # e.g. "icbc-sh ¥3,200,000.00 active 沪(2019)浦东新区不动产证明第0133268号", or "-"
+
+
+@dataclass(frozen=True, slots=True)
 class DemoIdentities:
     citizens: tuple[DemoCitizen, ...]
     staff: tuple[DemoStaff, ...]
     banks: tuple[DemoBankClient, ...]
+    properties: tuple[DemoProperty, ...] = ()
 
     def citizen(self, key: str) -> DemoCitizen:
         return next(c for c in self.citizens if c.key == key)
@@ -202,6 +214,14 @@ class DemoIdentities:
                         c.description,
                     ]
                     for c in self.citizens
+                ],
+            ),
+            (
+                "Their properties (rights in the register, oldest first per unit)",
+                ["unit number", "address", "certificate", "status", "holders", "mortgages"],
+                [
+                    [p.unit_number, p.address, p.certificate_number, p.status, p.holders, p.mortgages]
+                    for p in self.properties
                 ],
             ),
             (
@@ -237,9 +257,14 @@ class DemoIdentities:
         out: list[str] = []
         for title, header, rows in self._tables():
             out += [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            out += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in rows]
+            out += ["| " + " | ".join(_markdown_cell(v) for v in row) + " |" for row in rows]
             out.append("")
         return "\n".join(out)
+
+
+def _markdown_cell(text: str) -> str:
+    text = text.replace("|", "\\|")
+    return f"`{text}`" if "*" in text else text  # masked ID numbers: asterisks, not emphasis
 
 
 def _width(text: str) -> int:
@@ -273,93 +298,32 @@ class _FixedPerson:
         return self.sequence % 2 == 1
 
 
+# fmt: off
 _FIXED_PERSONS: tuple[_FixedPerson, ...] = (
-    _FixedPerson(
-        "owner",
-        "陈立华",
-        "310115",
-        date(1982, 3, 15),
-        901,
-        "13900000001",
-        "DEMO-H1",
-        "head",
-        True,
-        "3 current rights in 浦东新区 and 徐汇区: a flat held jointly (共同共有) with his spouse and "
-        "mortgaged to the first bank, a sole flat whose mortgage was cancelled, a parking space",
-    ),
-    _FixedPerson(
-        "spouse",
-        "周敏",
-        "310115",
-        date(1984, 9, 26),
-        902,
-        "13900000002",
-        "DEMO-H1",
-        "spouse",
-        True,
-        "Spouse of owner; co-holds their 浦东新区 flat (共同共有)",
-    ),
-    _FixedPerson(
-        "no_housing",
-        "李思远",
-        "310104",
-        date(1996, 8, 8),
-        903,
-        "13900000003",
-        "DEMO-H2",
-        "head",
-        True,
-        "No housing, now or ever: the no-housing certificate case",
-    ),
-    _FixedPerson(
-        "guardian",
-        "王雅琴",
-        "310112",
-        date(1986, 11, 2),
-        906,
-        "13900000005",
-        "DEMO-H3",
-        "spouse",
-        True,
-        "Mother and guardian of child; holds 40% of the family's 闵行区 flat (按份共有)",
-    ),
-    _FixedPerson(
-        "second_guardian",
-        "张伟明",
-        "310112",
-        date(1984, 6, 18),
-        905,
-        "13900000004",
-        "DEMO-H3",
-        "head",
-        True,
-        "Father and guardian of child; holds 40% of the family's 闵行区 flat",
-    ),
-    _FixedPerson(
-        "child",
-        "张子涵",
-        "310112",
-        date(2016, 5, 20),
-        908,
-        None,
-        "DEMO-H3",
-        "child",
-        True,
-        "Minor (born 2016, no phone): 20% of the 闵行区 flat and a 黄浦区 flat inherited in 2023",
-    ),
-    _FixedPerson(
-        "grandmother",
-        "刘桂英",
-        "310101",
-        date(1938, 2, 11),
-        910,
-        None,
-        "DEMO-H4",
-        "head",
-        False,
-        "Deceased; earlier holder of the 黄浦区 flat (history only)",
-    ),
+    _FixedPerson("owner", "陈立华", "310115", date(1982, 3, 15), 901, "13900000001",
+                 "DEMO-H1", "head", True,
+                 "Homes in 浦东新区 and 徐汇区: a flat held jointly (共同共有) with spouse, mortgaged; "
+                 "a sole flat, mortgage paid off; a parking space"),
+    _FixedPerson("spouse", "周敏", "310115", date(1984, 9, 26), 902, "13900000002",
+                 "DEMO-H1", "spouse", True,
+                 "Wife of owner; holds the 浦东新区 flat with him (共同共有)"),
+    _FixedPerson("no_housing", "李思远", "310104", date(1996, 8, 8), 903, "13900000003",
+                 "DEMO-H2", "head", True,
+                 "No property now or ever: the no-housing certificate"),
+    _FixedPerson("guardian", "王雅琴", "310112", date(1986, 11, 2), 906, "13900000005",
+                 "DEMO-H3", "spouse", True,
+                 "Mother and guardian of child; 40% of the family flat in 闵行区 (按份共有)"),
+    _FixedPerson("second_guardian", "张伟明", "310112", date(1984, 6, 18), 905, "13900000004",
+                 "DEMO-H3", "head", True,
+                 "Father and guardian of child; 40% of the family flat in 闵行区"),
+    _FixedPerson("child", "张子涵", "310112", date(2016, 5, 20), 908, None,
+                 "DEMO-H3", "child", True,
+                 "Minor, no phone: 20% of the 闵行区 flat; a 黄浦区 flat inherited in 2023"),
+    _FixedPerson("grandmother", "刘桂英", "310101", date(1941, 2, 11), 910, None,
+                 "DEMO-H4", "head", False,
+                 "Deceased; held the 黄浦区 flat before child (history only)"),
 )
+# fmt: on
 _FIXED_BY_KEY = {p.key: p for p in _FIXED_PERSONS}
 _GUARDIANSHIPS = (("second_guardian", "child", "father"), ("guardian", "child", "mother"))
 
@@ -393,103 +357,58 @@ class _FixedUnit:
     mortgages: tuple[_FixedMortgage, ...] = ()  # on the last right
 
 
+# fmt: off
 _FIXED_UNITS: tuple[_FixedUnit, ...] = (
     _FixedUnit(
-        "310115005003GB00321F00031202",
-        "上海市浦东新区张杨路1500弄3号1202室",
-        "residential",
-        "89.56",
-        (
-            _FixedRight(
-                "沪(2019)浦东新区不动产权第0357124号",
-                (("owner", "0.5"), ("spouse", "0.5")),
-                "joint",
-                date(2019, 4, 16),
-            ),
-        ),
-        (_FixedMortgage("沪(2019)浦东新区不动产证明第0133268号", 0, 320_000_000, date(2019, 4, 19), 30),),
+        "310115005003GB00321F00031202", "上海市浦东新区张杨路1500弄3号1202室", "residential", "89.56",
+        (_FixedRight("沪(2019)浦东新区不动产权第0357124号", (("owner", "0.5"), ("spouse", "0.5")),
+                     "joint", date(2019, 4, 16)),),
+        (_FixedMortgage("沪(2019)浦东新区不动产证明第0133268号", 0, 320_000_000,
+                        date(2019, 4, 19), 30),),
     ),
     _FixedUnit(
-        "310104003011GB00128F00120503",
-        "上海市徐汇区宜山路700弄12号503室",
-        "residential",
-        "62.30",
-        (_FixedRight("沪(2017)徐汇区不动产权第0088531号", (("owner", "1"),), "sole", date(2017, 9, 5)),),
-        (
-            _FixedMortgage(
-                "沪(2017)徐汇区不动产证明第0045120号",
-                1,
-                120_000_000,
-                date(2017, 9, 12),
-                20,
-                cancelled=date(2024, 6, 18),
-            ),
-        ),
+        "310104003011GB00128F00120503", "上海市徐汇区宜山路700弄12号503室", "residential", "62.30",
+        (_FixedRight("沪(2017)徐汇区不动产权第0088531号", (("owner", "1"),), "sole",
+                     date(2017, 9, 5)),),
+        (_FixedMortgage("沪(2017)徐汇区不动产证明第0045120号", 1, 120_000_000,
+                        date(2017, 9, 12), 20, cancelled=date(2024, 6, 18)),),
     ),
     _FixedUnit(
-        "310115005003GB00321F09990086",
-        "上海市浦东新区张杨路1500弄地下车库86号车位",
-        "parking",
-        "12.50",
-        (_FixedRight("沪(2020)浦东新区不动产权第0412789号", (("owner", "1"),), "sole", date(2020, 1, 10)),),
+        "310115005003GB00321F09990086", "上海市浦东新区张杨路1500弄地下车库86号车位", "parking", "12.50",
+        (_FixedRight("沪(2020)浦东新区不动产权第0412789号", (("owner", "1"),), "sole",
+                     date(2020, 1, 10)),),
     ),
     _FixedUnit(
-        "310112002006GB00417F00081101",
-        "上海市闵行区莘松路958弄8号1101室",
-        "residential",
-        "112.40",
-        (
-            _FixedRight(
-                "沪(2021)闵行区不动产权第0296035号",
-                (("second_guardian", "0.4"), ("guardian", "0.4"), ("child", "0.2")),
-                "shares",
-                date(2021, 7, 8),
-            ),
-        ),
+        "310112002006GB00417F00081101", "上海市闵行区莘松路958弄8号1101室", "residential", "112.40",
+        (_FixedRight("沪(2021)闵行区不动产权第0296035号",
+                     (("second_guardian", "0.4"), ("guardian", "0.4"), ("child", "0.2")),
+                     "shares", date(2021, 7, 8)),),
     ),
     _FixedUnit(
-        "310101004002GB00056F00050402",
-        "上海市黄浦区瞿溪路1111弄5号402室",
-        "residential",
-        "48.70",
-        (
-            _FixedRight(
-                "沪(2016)黄浦区不动产权第0021457号",
-                (("grandmother", "1"),),
-                "sole",
-                date(2016, 10, 11),
-                ended=date(2023, 3, 2),
-            ),
-            _FixedRight("沪(2023)黄浦区不动产权第0064318号", (("child", "1"),), "sole", date(2023, 3, 2)),
-        ),
+        "310101004002GB00056F00050402", "上海市黄浦区瞿溪路1111弄5号402室", "residential", "48.70",
+        (_FixedRight("沪(2016)黄浦区不动产权第0021457号", (("grandmother", "1"),), "sole",
+                     date(2016, 10, 11), ended=date(2023, 3, 2)),
+         _FixedRight("沪(2023)黄浦区不动产权第0064318号", (("child", "1"),), "sole",
+                     date(2023, 3, 2))),
     ),
 )
+# fmt: on
 _FIXED_CERTIFICATES = frozenset(
     [r.certificate for u in _FIXED_UNITS for r in u.rights]
     + [m.certificate for u in _FIXED_UNITS for m in u.mortgages]
 )
 
+# fmt: off
 _FIXED_STAFF = (
-    DemoStaff(
-        "clerk.pudong",
-        "Demo-Pudong-2026!",
-        "clerk",
-        "OFF-310115-01",
-        "陆佳怡",
-        "Clerk at 浦东新区不动产登记事务中心",
-    ),
-    DemoStaff(
-        "clerk.xuhui",
-        "Demo-Xuhui-2026!",
-        "clerk",
-        "OFF-310104-01",
-        "沈浩",
-        "Clerk at 徐汇区不动产登记事务中心",
-    ),
+    DemoStaff("clerk.pudong", "Demo-Pudong-2026!", "clerk", "OFF-310115-01", "陆佳怡",
+              "Clerk at 浦东新区不动产登记事务中心"),
+    DemoStaff("clerk.xuhui", "Demo-Xuhui-2026!", "clerk", "OFF-310104-01", "沈浩",
+              "Clerk at 徐汇区不动产登记事务中心"),
     DemoStaff("admin", "Demo-Admin-2026!", "admin", None, "系统管理员", "Administrator, no office"),
 )
+# fmt: on
 
-# Companies holding some commercial units; invented names, valid credit codes (see _credit_code).
+# Companies holding some commercial units; invented names, valid credit codes (see credit_code).
 _COMPANIES = (
     ("上海浦汇演示置业有限公司", "310115"),
     ("上海申江演示商业管理有限公司", "310101"),
@@ -533,7 +452,35 @@ def demo_identities(banks: Sequence[DemoBank]) -> DemoIdentities:
             DemoBankClient(b.code, b.name, b.uscc, b.client_id, b.client_secret, tuple(b.scopes))
             for b in banks
         ),
+        properties=tuple(_demo_properties([b.code for b in banks])),
     )
+
+
+_CO_OWNERSHIP_WORDS = {"sole": "单独所有", "joint": "共同共有", "shares": "按份共有"}
+
+
+def _demo_properties(bank_codes: Sequence[str]) -> Iterator[DemoProperty]:
+    for u in _FIXED_UNITS:
+        for i, r in enumerate(u.rights):
+            holders = ", ".join(
+                _FIXED_BY_KEY[key].name
+                + ("" if r.co_ownership == "sole" else f" {Decimal(share) * 100:.0f}%")
+                for key, share in r.holders
+            )
+            current = i == len(u.rights) - 1 and r.ended is None
+            mortgages = [
+                f"{bank_codes[m.bank_index % len(bank_codes)]} ¥{m.amount_fen / 100:,.2f} "
+                f"{f'cancelled {m.cancelled}' if m.cancelled else 'active'} {m.certificate}"
+                for m in (u.mortgages if current and bank_codes else ())
+            ]
+            yield DemoProperty(
+                unit_number=u.unit_number,
+                address=u.address,
+                certificate_number=r.certificate,
+                status="current" if current else f"historical (ended {r.ended})",
+                holders=f"{holders} ({_CO_OWNERSHIP_WORDS[r.co_ownership]})",
+                mortgages="; ".join(mortgages) or "-",
+            )
 
 
 # --- identifiers ----------------------------------------------------------------------------------
@@ -574,33 +521,15 @@ class _IdNumbers:
             return None
         self._taken[cell] = n + 1
         sequence = 2 * ((n * 157 + cell) % self.SLOTS) + male  # 157 is prime to 400: a permutation
-        first17 = f"{DISTRICTS[district].code}{born:%Y%m%d}{sequence:03d}"
+        first17 = f"{DISTRICTS[district].code}{born.year}{born.month:02d}{born.day:02d}{sequence:03d}"
         return first17 + id_check_char(first17)
 
 
 # 139 belongs to the fixed identities, 170 to tests/factories.py.
-_PHONE_PREFIXES = (
-    "138",
-    "137",
-    "136",
-    "135",
-    "159",
-    "158",
-    "150",
-    "151",
-    "152",
-    "186",
-    "185",
-    "188",
-    "187",
-    "189",
-    "181",
-    "180",
-    "133",
-    "153",
-    "177",
-    "199",
-)
+# fmt: off
+_PHONE_PREFIXES = ("138", "137", "136", "135", "159", "158", "150", "151", "152", "186", "185", "188",
+                   "187", "189", "181", "180", "133", "153", "177", "199")
+# fmt: on
 
 
 class _Phones:
@@ -638,8 +567,8 @@ class _Member:
 def _years_after(day: date, years: int) -> date:
     try:
         return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
+    except ValueError:  # from 29 February to 1 March, as services.identifiers.eighteenth_birthday does
+        return date(day.year + years, 3, 1)
 
 
 def _is_minor(born: date, on: date = AS_OF) -> bool:
@@ -736,6 +665,10 @@ def _registry_record(
 def civil_registry_dataset(*, seed: int, persons: int = 2000) -> CivilRegistryData:
     """The people of `seed_demo_data(seed=seed, persons=persons)` as the civil registry knows them:
     households, and minors (under 18 on AS_OF) with their living parents as guardians."""
+    return _civil_registry(_generated_households(seed, persons))
+
+
+def _civil_registry(households: Iterable[list[_Member]]) -> CivilRegistryData:
     people = [
         _registry_record(p.id_number, p.name, p.birth_date, p.male, p.alive, p.household_id, p.relation)
         for p in _FIXED_PERSONS
@@ -743,7 +676,7 @@ def civil_registry_dataset(*, seed: int, persons: int = 2000) -> CivilRegistryDa
     guardianships = [
         (_FIXED_BY_KEY[g].id_number, _FIXED_BY_KEY[w].id_number, rel) for g, w, rel in _GUARDIANSHIPS
     ]
-    for household in _generated_households(seed, persons):
+    for household in households:
         parents = [m for m in household if m.relation != "child" and m.alive]
         for m in household:
             people.append(
@@ -766,16 +699,24 @@ async def civil_registry_dataset_from_db(
 
     A seed's persons are a prefix of one endless stream, so the stream is walked, a chunk at a time,
     while its persons (found by blind index) are in the database."""
-    households = _generated_households(seed, 2**62)
-    seeded = 0
+    stream = _generated_households(seed, 2**62)
+    seeded: list[list[_Member]] = []
     while True:
-        pending: list[str] = []
-        while len(pending) < chunk:
-            pending += [vault.blind_index(m.id_number) for m in next(households)]
-        found = await Person.filter(id_number_index__in=pending).count()
-        seeded += found
-        if found < len(pending):
-            return civil_registry_dataset(seed=seed, persons=seeded)
+        pending: list[list[_Member]] = []
+        indexes: list[str] = []
+        while len(indexes) < chunk:
+            pending.append(next(stream))
+            indexes += [vault.blind_index(m.id_number) for m in pending[-1]]
+        found = await Person.filter(id_number_index__in=indexes).count()
+        if found == len(indexes):
+            seeded += pending
+            continue
+        for household in pending:  # keep the seeded prefix; the last household may be cut short
+            if found <= 0:
+                break
+            seeded.append(household[:found])
+            found -= len(household)
+        return _civil_registry(seeded)
 
 
 # --- seeding ---------------------------------------------------------------------------------------
@@ -936,7 +877,7 @@ class _Seeder:
         place = _DISTRICT[district].name
         return self.sequence(
             (kind, str(year), district),
-            limit=9_000_000,
+            limit=8_000_000,
             start=60_000,
             reserved=_FIXED_CERTIFICATES,
             render=lambda n: format_certificate_number(year=year, place=place, kind=kind, sequence=n),
@@ -1428,14 +1369,10 @@ class _Seeder:
         clients = [
             (b, org) for b, org in zip(banks, self.bank_pks, strict=True) if b.client_id not in clients_have
         ]
-        # argon2 is slow on purpose; hashing in threads keeps the loop free and uses the cores.
+        # argon2 is slow (and takes 64 MiB) on purpose: one worker thread keeps the loop free.
         hasher = PasswordHasher()
-        hashes = await asyncio.gather(
-            *(
-                asyncio.to_thread(hasher.hash, secret)
-                for secret in [s.password for s in staff] + [b.client_secret for b, _ in clients]
-            )
-        )
+        secrets = [s.password for s in staff] + [b.client_secret for b, _ in clients]
+        hashes = await asyncio.to_thread(lambda: [hasher.hash(secret) for secret in secrets])
         for s, password_hash in zip(staff, hashes, strict=False):
             await StaffUser.create(
                 username=s.username,
