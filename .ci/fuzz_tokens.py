@@ -1,7 +1,7 @@
 """Sign in as each demo role through the API and print one `ROLE ACCESS_TOKEN` line per role.
 
 Used by .ci/quality-gates to fuzz the API as every kind of caller. The identities are the demo's
-documented ones (services/demo.py `demo_identities`, the tables of docs/demo.md); nothing here
+documented ones (services/demo/ `demo_identities`, the tables of docs/demo.md); nothing here
 touches the database: citizens sign in with the SMS code read from the SMS simulator's inbox,
 staff with username and password, banks with OAuth2 client credentials.
 

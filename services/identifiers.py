@@ -95,8 +95,22 @@ _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
-def _org_code_check(first8: str) -> str:
-    # GB 11714: letters count as 10..35 (A=10); positions 9-17 of a USCC embed the organisation code.
+_ORG_BODY = re.compile(r"^[0-9A-Z]{8}$")
+
+
+def credit_code_check_char(first17: str) -> str:
+    """GB 32100: the 18th character of a unified social credit code; ValueError outside its alphabet."""
+    if len(first17) != 17 or any(c not in _USCC_VALUE for c in first17):
+        raise ValueError(f"not the first 17 characters of a credit code: {first17!r}")
+    total = sum(_USCC_VALUE[c] * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def organisation_code_check_char(first8: str) -> str:
+    """GB 11714: the 9th character of an organisation code, which positions 9-17 of a credit code
+    embed. Letters count as 10..35 (A=10); ValueError for anything but 8 digits or capitals."""
+    if not _ORG_BODY.match(first8):
+        raise ValueError(f"not the first 8 characters of an organisation code: {first8!r}")
     values = [int(c) if c.isdigit() else ord(c) - ord("A") + 10 for c in first8]
     check = 11 - sum(v * w for v, w in zip(values, _ORG_WEIGHTS, strict=True)) % 11
     return {10: "X", 11: "0"}.get(check, str(check))
@@ -110,13 +124,12 @@ def normalise_credit_code(value: str) -> str:
             "A credit code has 18 characters from digits and capitals except I, O, Z, S, V",
             reason="shape",
         )
-    total = sum(_USCC_VALUE[c] * w for c, w in zip(candidate[:17], _USCC_WEIGHTS, strict=True))
-    if _USCC_ALPHABET[(31 - total % 31) % 31] != candidate[17]:
+    if credit_code_check_char(candidate[:17]) != candidate[17]:
         raise InvalidCreditCode(
             "统一社会信用代码校验位错误", "The credit code's check character is wrong", reason="checksum"
         )
     org = candidate[8:17]
-    if _org_code_check(org[:8]) != org[8]:
+    if organisation_code_check_char(org[:8]) != org[8]:
         raise InvalidCreditCode(
             "统一社会信用代码中的组织机构代码校验位错误",
             "The organisation code inside the credit code has a wrong check character",

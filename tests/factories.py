@@ -1,7 +1,7 @@
 """Plain async factories for tests: `await create_person(name="张三")`, `await create_right(holders=...)`.
 
 Every call makes new, valid and unique values, because tests share one database per session. The
-values come from ranges the demo data never uses (services/demo.py lists them): ID-number
+values come from ranges the demo data never uses (services/demo/ lists them): ID-number
 sequences 800-899, phones 170xxxxxxxx, cadastral district 900 in unit numbers, certificate
 sequences from 9,000,000, case numbers starting with "T". Uniqueness holds within one process.
 

@@ -2,7 +2,7 @@
 
 Register rows are written directly (these tests are about reading them); every change a test
 makes *after* the first read goes through services/registry_changes.py, as production code must.
-Values stay out of the ranges services/demo.py and tests/factories.py use: ID numbers carry the
+Values stay out of the ranges services/demo/ and tests/factories.py use: ID numbers carry the
 retired address code 310230, phones start 147, units use cadastral district 950 and
 certificates use sequences 8,000,000-8,999,999.
 """

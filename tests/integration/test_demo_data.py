@@ -1,4 +1,4 @@
-"""The demo register (services/demo.py) on fresh SQLite files built by the real migrations: what
+"""The demo register (services/demo/) on fresh SQLite files built by the real migrations: what
 docs/demo.md promises about the demo identities holds, the data is valid, repeatable and idempotent,
 and no ID number is stored in plain text."""
 

@@ -129,3 +129,11 @@ def test_pii_vault_round_trip_and_blind_index():
     assert vault.blind_index("110105199003071239") != vault.blind_index("11010519491231002X")
     with pytest.raises(Exception):
         vault.decrypt(sealed[:-4] + "AAAA")
+
+
+def test_check_character_helpers_match_the_validator():
+    assert ids.credit_code_check_char("91350100M000100Y4") == "3"
+    assert ids.organisation_code_check_char("M000100Y") == "4"
+    assert ids.credit_code_check_char("91110000600037341") == "L"
+    with pytest.raises(ValueError):
+        ids.credit_code_check_char("9135")
