@@ -101,10 +101,9 @@ class OutboxWorker:
             "lease_s": settings.outbox_lease_s,
             "poll_interval_s": settings.outbox_poll_interval_s,
             "max_attempts": settings.outbox_max_attempts,
-            # Not in Settings yet; the defaults hold until they are.
-            "backoff_base_s": getattr(settings, "outbox_backoff_base_s", 1.0),
-            "backoff_cap_s": getattr(settings, "outbox_backoff_cap_s", 600.0),
-            "concurrency": getattr(settings, "outbox_concurrency", 8),
+            "backoff_base_s": settings.outbox_backoff_base_s,
+            "backoff_cap_s": settings.outbox_backoff_cap_s,
+            "concurrency": settings.outbox_concurrency,
         }
         values.update(overrides)
         return cls(handlers=handlers, worker_id=worker_id, clock=clock, **values)
