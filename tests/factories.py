@@ -7,6 +7,9 @@ sequences from 9,000,000, case numbers starting with "T". Uniqueness holds withi
 
 ID numbers are stored as the register stores them (encrypted, blind index, masked), so pass your
 own `id_number=make_id_number(...)` when the test needs the plain number, or use `id_number_of`.
+
+This is the only home of entity factories; tests/integration/citizen_support.py holds the sign-in,
+SMS and date helpers of the HTTP tests and creates no rows.
 """
 
 from __future__ import annotations
@@ -136,13 +139,22 @@ def _name(n: int) -> str:
 
 
 async def create_person(
-    *, vault: PiiVault | None = None, id_number: str | None = None, **overrides: Any
+    *,
+    vault: PiiVault | None = None,
+    id_number: str | None = None,
+    born: date | None = None,
+    phone: str | bool | None = True,
+    **overrides: Any,
 ) -> Person:
+    """`born=` is the birth date of the generated ID number (as `birth_date=` is); `phone=True` gives a
+    new phone, `phone=None` (or False) none, a string that phone."""
     vault = vault or default_vault()
+    if born is not None and id_number is not None:
+        raise TypeError("pass born= or id_number=, not both: the ID number holds the birth date")
     if id_number is None:
         gender = overrides.get("gender")
         id_number = make_id_number(
-            birth_date=overrides.get("birth_date"),
+            birth_date=born or overrides.get("birth_date"),
             district_code=overrides.pop("district_code", "310115"),
             male=None if gender is None else gender == "M",
         )
@@ -151,7 +163,7 @@ async def create_person(
         "id_number_enc": vault.encrypt(id_number),
         "id_number_index": vault.blind_index(id_number),
         "id_number_masked": mask_id_number(id_number),
-        "phone": make_phone(),
+        "phone": make_phone() if phone is True else (phone or None),
         "birth_date": birth_date_of(id_number),
         "gender": gender_of(id_number),
     }

@@ -13,9 +13,8 @@ Why it is built this way:
   batch without reading them back; PostgreSQL's sequences are then moved past them, as Django's
   `loaddata` + `sqlsequencereset` do.
 
-Ranges kept apart so generated data, the fixed identities and test data never collide
-(tests/integration/property_support.py keeps to its own: address code 310230, phones 147,
-cadastral district 950, certificate sequences 8,000,000-8,999,999):
+Ranges kept apart so generated data, the fixed identities and test data never collide (all test
+rows come from tests/factories.py):
 
 | value                              | generated                  | fixed identities | tests/factories.py |
 |------------------------------------|----------------------------|------------------|--------------------|

@@ -17,14 +17,8 @@ from services.auth import hash_password
 from services.models.accounts import StaffUser
 from services.models.audit import AccessLogEntry
 from services.tokens import Principal
-from tests.integration.property_support import (
-    citizen_headers,
-    create_bank,
-    create_person,
-    create_right,
-    shanghai_today,
-    years_ago,
-)
+from tests.factories import create_organisation, create_person, create_right
+from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
 from tests.integration.test_wards import WARDS, make_family
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +88,7 @@ async def test_clerk_and_bank_reads_are_recorded_with_their_names(client, app, v
         role="clerk",
         office_code="OFF-310115-01",
     )
-    bank = await create_bank("招商银行上海分行")
+    bank = await create_organisation(kind="bank", name="招商银行上海分行")
     clerk = Principal(
         subject=f"staff:{staff.id}", role="clerk", token_id="t1", expires_at=0, office_code="OFF-310115-01"
     )

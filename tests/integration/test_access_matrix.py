@@ -34,14 +34,8 @@ from api.openapi import INT64_MAX
 from services import messages as inbox
 from services.models.messages import InboxMessage
 from services.models.registry import Person
-from tests.integration.property_support import (
-    citizen_headers,
-    create_person,
-    create_right,
-    make_id_number,
-    shanghai_today,
-    years_ago,
-)
+from tests.factories import create_person, create_right, make_id_number
+from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
 
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 _seq = itertools.count(1)
@@ -96,7 +90,7 @@ class _Ward:
 async def _linked_ward(app: Any, vault: Any, client: httpx.AsyncClient) -> _Ward:
     """A minor with a right, and a guardian linked to them through the real API."""
     today = shanghai_today(app)
-    ward_id_number = make_id_number(years_ago(today, 9))
+    ward_id_number = make_id_number(birth_date=years_ago(today, 9))
     guardian = await create_person(vault=vault, born=years_ago(today, 38), name="钱慧")
     ward = await create_person(vault=vault, id_number=ward_id_number, phone=None, name="钱小宝")
     right = await create_right(holders=[(ward, "1")])

@@ -6,24 +6,24 @@ import asyncio
 import base64
 import itertools
 import json
-import time
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.auth import AuthPolicy, AuthService, hash_password
-from services.models.accounts import ApiClient, StaffUser
-from services.models.registry import Organisation
+from services.auth import AuthPolicy, AuthService
 from services.ratelimit import RateLimiter
-from tests.integration.property_support import create_person
+from tests.factories import (
+    DEFAULT_STAFF_PASSWORD,
+    create_api_client,
+    create_organisation,
+    create_person,
+    create_staff,
+    make_phone,
+)
 
-_phones = itertools.count(int(time.time()) % 10_000_000)
-
-
-def fresh_phone() -> str:
-    return f"158{next(_phones):08d}"
+_ips = itertools.count(1)
 
 
 async def latest_code(app, phone: str) -> str:
@@ -51,7 +51,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_citizen_signs_in_with_sms_code_and_sees_masked_profile(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     person = await create_person(vault=vault, phone=phone)
     tokens = await sign_in_citizen(client, app, phone)
     assert tokens["token_type"] == "Bearer" and tokens["role"] == "citizen"
@@ -66,7 +66,7 @@ async def test_citizen_signs_in_with_sms_code_and_sees_masked_profile(client, ap
 
 
 async def test_sms_code_answer_does_not_reveal_unregistered_phone(client, app):
-    phone = fresh_phone()
+    phone = make_phone()
     r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
     assert r.status_code == 202
     async with httpx.AsyncClient() as c:
@@ -77,7 +77,7 @@ async def test_sms_code_answer_does_not_reveal_unregistered_phone(client, app):
 
 
 async def test_expired_code_is_refused(client, app, clock, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
     code = await latest_code(app, phone)
@@ -87,7 +87,7 @@ async def test_expired_code_is_refused(client, app, clock, vault):
 
 
 async def test_code_is_single_use(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
     code = await latest_code(app, phone)
@@ -97,7 +97,7 @@ async def test_code_is_single_use(client, app, vault):
 
 
 async def test_attempt_limit_burns_the_code(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
     code = await latest_code(app, phone)
@@ -114,7 +114,7 @@ async def test_attempt_limit_burns_the_code(client, app, vault):
 
 
 async def test_cooldown_per_phone_gives_429_with_retry_after(client, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     assert (await client.post("/api/v1/auth/sms-codes", json={"phone": phone})).status_code == 202
     r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
@@ -147,9 +147,10 @@ async def test_daily_cap_per_phone_and_hourly_cap_per_ip(app, vault):
     )
     from services.errors import RateLimited
 
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
-    ip = f"10.9.{next(_phones) % 250}.{next(_phones) % 250}"
+    n = next(_ips)
+    ip = f"10.9.{n // 250}.{n % 250}"
     await auth.request_sms_code(phone=phone, client_ip=ip)
     await asyncio.sleep(1.05)
     await auth.request_sms_code(phone=phone, client_ip=ip)
@@ -157,12 +158,12 @@ async def test_daily_cap_per_phone_and_hourly_cap_per_ip(app, vault):
     with pytest.raises(RateLimited):  # third of the day for this phone
         await auth.request_sms_code(phone=phone, client_ip=ip)
     with pytest.raises(RateLimited):  # fourth from this IP within the hour, another phone
-        await auth.request_sms_code(phone=fresh_phone(), client_ip=ip)
+        await auth.request_sms_code(phone=make_phone(), client_ip=ip)
     await limiter.close()
 
 
 async def test_sms_gateway_down_gives_503_and_does_not_start_cooldown(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     sms = app.services.simulators.sms
     sms.set_fault("error", status=503)
@@ -178,7 +179,7 @@ async def test_sms_gateway_down_gives_503_and_does_not_start_cooldown(client, ap
 
 
 async def test_token_rejections(client, app, clock, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     good = (await sign_in_citizen(client, app, phone))["access_token"]
     claims = jwt.decode(good, options={"verify_signature": False})
@@ -215,7 +216,7 @@ async def test_token_rejections(client, app, clock, vault):
 
 
 async def test_jwks_publishes_the_verifying_key(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     token = (await sign_in_citizen(client, app, phone))["access_token"]
     jwks = (await client.get("/.well-known/jwks.json")).json()
@@ -227,7 +228,7 @@ async def test_jwks_publishes_the_verifying_key(client, app, vault):
 
 
 async def test_refresh_rotation_and_reuse_detection(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     first = await sign_in_citizen(client, app, phone)
     r = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
@@ -243,7 +244,7 @@ async def test_refresh_rotation_and_reuse_detection(client, app, vault):
 
 
 async def test_logout_revokes_access_and_refresh(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     tokens = await sign_in_citizen(client, app, phone)
     headers = bearer(tokens["access_token"])
@@ -260,16 +261,8 @@ async def test_logout_revokes_access_and_refresh(client, app, vault):
 
 
 async def _staff(role: str, office: str | None = None) -> tuple[str, str]:
-    username = f"{role}.{next(_phones)}"
-    password = "correct horse battery"
-    await StaffUser.create(
-        username=username,
-        display_name="测试",
-        password_hash=hash_password(password),
-        role=role,
-        office_code=office,
-    )
-    return username, password
+    staff = await create_staff(role=role, office_code=office)
+    return staff.username, DEFAULT_STAFF_PASSWORD
 
 
 async def test_staff_sign_in_lockout_and_roles(client, app, vault):
@@ -287,7 +280,7 @@ async def test_staff_sign_in_lockout_and_roles(client, app, vault):
     # A clerk is not an admin; a citizen neither.
     r = await client.get("/api/v1/admin/outbox", headers=bearer(clerk))
     assert r.status_code == 403 and r.json()["code"] == "PERMISSION_DENIED"
-    phone = fresh_phone()
+    phone = make_phone()
     await create_person(vault=vault, phone=phone)
     citizen = (await sign_in_citizen(client, app, phone))["access_token"]
     assert (await client.get("/api/v1/admin/outbox", headers=bearer(citizen))).status_code == 403
@@ -308,20 +301,9 @@ async def test_staff_sign_in_lockout_and_roles(client, app, vault):
 
 
 async def test_bank_client_credentials(client):
-    org = await Organisation.create(
-        name="测试银行",
-        credit_code=f"9131000{next(_phones):011d}"[:18],
-        kind="bank",
-        bank_code=f"b{next(_phones)}",
-    )
-    client_id = f"bank-{next(_phones)}"
-    await ApiClient.create(
-        client_id=client_id,
-        secret_hash=hash_password("s3cret-value"),
-        organisation_id=org.id,
-        bank_code=org.bank_code,
-        scopes="mortgage:file mortgage:read",
-    )
+    org = await create_organisation(kind="bank", name="测试银行")
+    api_client = await create_api_client(organisation=org, client_secret="s3cret-value")
+    client_id = api_client.client_id
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "s3cret-value"}
     r = await client.post("/api/v1/auth/client-tokens", data=form)
     assert r.status_code == 200, r.text

@@ -14,14 +14,8 @@ from services.models.messages import InboxMessage
 from services.models.outbox import OutboxMessage
 from services.models.registry import RealEstateUnit
 from services.properties import PropertyFilters, list_properties
-from tests.integration.property_support import (
-    certificate_number,
-    citizen_headers,
-    create_bank,
-    create_person,
-    create_right,
-    wait_for_sms,
-)
+from tests.factories import create_organisation, create_person, create_right, make_certificate_number
+from tests.integration.citizen_support import citizen_headers, wait_for_sms
 from tests.integration.test_wards import WARDS, make_family
 
 LIST = "/api/v1/me/properties"
@@ -33,14 +27,14 @@ def deps(app):
 
 
 def proof_number() -> str:
-    return certificate_number().replace("不动产权", "不动产证明")
+    return make_certificate_number(kind="registration")
 
 
 async def test_every_change_alerts_every_holder_in_app_and_by_sms(client, app, vault):
     a = await create_person(vault=vault, name="王小明")
     b = await create_person(vault=vault, phone=None)  # no phone: in-app only
     buyer = await create_person(vault=vault)
-    bank = await create_bank()
+    bank = await create_organisation(kind="bank")
     right = await create_right(holders=[(a, "0.5"), (b, "0.5")])
     d = deps(app)
     mortgage = await registry_changes.register_mortgage(
@@ -76,7 +70,7 @@ async def test_every_change_alerts_every_holder_in_app_and_by_sms(client, app, v
     )
     await registry_changes.advance_case(case_id=case.id, state="accepted", **d)
     new = await registry_changes.register_transfer(
-        right_id=right.id, new_holders=[(buyer.id, "1")], certificate_number=certificate_number(), **d
+        right_id=right.id, new_holders=[(buyer.id, "1")], certificate_number=make_certificate_number(), **d
     )
     events = [
         "抵押权登记", "抵押权注销登记", "查封登记", "解除查封登记", "异议登记", "异议注销登记",
@@ -157,7 +151,7 @@ async def test_a_cached_list_is_invalidated_by_every_registry_change(client, app
     me = await create_person(vault=vault)
     buyer = await create_person(vault=vault)
     right = await create_right(holders=[(me, "1")])
-    bank = await create_bank()
+    bank = await create_organisation(kind="bank")
     mine, theirs = citizen_headers(app, me), citizen_headers(app, buyer)
     before = (await client.get(LIST, headers=mine)).json()
     assert (await client.get(LIST, headers=theirs)).json()["items"] == []
@@ -187,7 +181,10 @@ async def test_a_cached_list_is_invalidated_by_every_registry_change(client, app
     assert _item((await client.get(LIST, headers=mine)).json(), right.id)["registration_in_progress"] is False
 
     new = await registry_changes.register_transfer(
-        right_id=right.id, new_holders=[(buyer.id, "1")], certificate_number=certificate_number(), **deps(app)
+        right_id=right.id,
+        new_holders=[(buyer.id, "1")],
+        certificate_number=make_certificate_number(),
+        **deps(app),
     )
     assert _find((await client.get(LIST, headers=mine)).json(), right.id) is None
     assert [i["right_id"] for i in (await client.get(LIST, headers=theirs)).json()["items"]] == [new.id]
@@ -278,12 +275,12 @@ async def test_changes_refuse_impossible_moves(app, vault):
         await registry_changes.lift_encumbrance(encumbrance_id=objection.id, **d)
     with pytest.raises(ValidationFailed):
         await registry_changes.register_transfer(
-            right_id=right.id, new_holders=[(me.id, "0.5")], certificate_number=certificate_number(), **d
+            right_id=right.id, new_holders=[(me.id, "0.5")], certificate_number=make_certificate_number(), **d
         )
     await registry_changes.register_transfer(
-        right_id=right.id, new_holders=[(me.id, "1")], certificate_number=certificate_number(), **d
+        right_id=right.id, new_holders=[(me.id, "1")], certificate_number=make_certificate_number(), **d
     )
     with pytest.raises(RegisterStateConflict):  # the right is historical now
         await registry_changes.register_transfer(
-            right_id=right.id, new_holders=[(me.id, "1")], certificate_number=certificate_number(), **d
+            right_id=right.id, new_holders=[(me.id, "1")], certificate_number=make_certificate_number(), **d
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from tortoise import connections
 
-from tests.integration.property_support import citizen_headers
+from tests.integration.citizen_support import citizen_headers
 from tests.integration.test_wards import WARDS, make_family
 
 

@@ -7,19 +7,21 @@ from datetime import UTC, date, datetime, timedelta
 
 from services import registry_changes
 from services.properties import DISTRICT_NAMES, PropertyFilters, list_properties
-from tests.integration.property_support import (
-    DISTRICTS,
-    certificate_number,
-    citizen_headers,
-    create_bank,
+from tests.factories import (
+    create_organisation,
     create_person,
     create_right,
     create_unit,
-    fresh_phone,
-    sign_in_by_sms,
+    make_certificate_number,
+    make_phone,
 )
+from tests.integration.citizen_support import citizen_headers, sign_in_by_sms
 
 LIST = "/api/v1/me/properties"
+DISTRICTS = [
+    "310101", "310104", "310105", "310106", "310107", "310109", "310110", "310112",
+    "310113", "310114", "310115", "310116", "310117", "310118", "310120", "310151",
+]  # fmt: skip
 
 
 def changes(app):
@@ -27,13 +29,13 @@ def changes(app):
 
 
 async def test_list_is_complete_across_all_16_districts(client, app, vault):
-    phone = fresh_phone()
+    phone = make_phone()
     me = await create_person(vault=vault, phone=phone, name="王小明")
     other = await create_person(vault=vault)
-    mine = [await create_right(holders=[(me, "1")], district=d) for d in DISTRICTS]
-    land = await create_right(holders=[(me, "1")], district="310151", right_type="land_use")
-    old = await create_right(holders=[(me, "1")], district="310104", status="historical")
-    await create_right(holders=[(other, "1")], district="310115")  # not mine
+    mine = [await create_right(holders=[(me, "1")], district_code=d) for d in DISTRICTS]
+    land = await create_right(holders=[(me, "1")], district_code="310151", right_type="land_use")
+    old = await create_right(holders=[(me, "1")], district_code="310104", status="historical")
+    await create_right(holders=[(other, "1")], district_code="310115")  # not mine
 
     headers = await sign_in_by_sms(client, app, phone)  # the real sign-in, once
     r = await client.get(LIST, params={"limit": 100}, headers=headers)
@@ -46,7 +48,8 @@ async def test_list_is_complete_across_all_16_districts(client, app, vault):
     assert first["district_name"] == DISTRICT_NAMES[first["district_code"]]
     assert first["share"] == "1" and first["co_holders"] == [] and first["status"] == "current"
     assert first["unit_number"] and first["address"] and first["use"] == "residential"
-    assert first["area_m2"] == "89.50" and first["certificate_number"].startswith("沪(2024)")
+    # 88.50 m² is tests/factories.py's default; 2024 the year of its default registration time.
+    assert first["area_m2"] == "88.50" and first["certificate_number"].startswith("沪(2024)")
     assert first["registration_in_progress"] is False
     assert first["encumbrances"] == {"mortgages": [], "seizures": [], "objections": []}
 
@@ -76,7 +79,7 @@ async def test_a_co_held_right_appears_for_each_holder_with_masked_co_holders(cl
 
 async def test_encumbrances_and_registration_in_progress(client, app, vault):
     me = await create_person(vault=vault)
-    bank = await create_bank("中国工商银行上海市分行")
+    bank = await create_organisation(kind="bank", name="中国工商银行上海市分行")
     right = await create_right(holders=[(me, "1")])
     headers = citizen_headers(app, me)
     mortgage = await registry_changes.register_mortgage(
@@ -85,7 +88,7 @@ async def test_encumbrances_and_registration_in_progress(client, app, vault):
         amount_fen=150_000_000,
         term_start=date(2024, 1, 1),
         term_end=date(2054, 1, 1),
-        certificate_number=certificate_number().replace("权", "证明"),
+        certificate_number=make_certificate_number(kind="registration"),
         **changes(app),
     )
     old = await registry_changes.register_mortgage(
@@ -94,7 +97,7 @@ async def test_encumbrances_and_registration_in_progress(client, app, vault):
         amount_fen=1,
         term_start=date(2020, 1, 1),
         term_end=date(2021, 1, 1),
-        certificate_number=certificate_number().replace("权", "证明"),
+        certificate_number=make_certificate_number(kind="registration"),
         **changes(app),
     )
     await registry_changes.cancel_mortgage(mortgage_id=old.id, **changes(app))
@@ -162,12 +165,12 @@ async def test_encumbrances_and_registration_in_progress(client, app, vault):
 async def test_detail_shows_earlier_rights_with_masked_holders(client, app, vault):
     seller = await create_person(vault=vault, name="张伟")
     buyer = await create_person(vault=vault, name="陈静")
-    unit = await create_unit(district="310104")
+    unit = await create_unit(district_code="310104")
     first = await create_right(holders=[(seller, "1")], unit=unit)
     second = await registry_changes.register_transfer(
         right_id=first.id,
         new_holders=[(buyer.id, "1")],
-        certificate_number=certificate_number("徐汇区"),
+        certificate_number=make_certificate_number(district_code="310104"),
         **changes(app),
     )
     r = await client.get(f"{LIST}/{second.id}", headers=citizen_headers(app, buyer))
@@ -202,7 +205,9 @@ async def test_someone_elses_right_is_404_like_a_missing_one(client, app, vault)
 async def test_pagination_is_stable_while_rights_are_added(client, app, vault):
     me = await create_person(vault=vault)
     headers = citizen_headers(app, me)
-    existing = [(await create_right(holders=[(me, "1")], district=DISTRICTS[i % 16])).id for i in range(7)]
+    existing = [
+        (await create_right(holders=[(me, "1")], district_code=DISTRICTS[i % 16])).id for i in range(7)
+    ]
     seen: list[int] = []
     r = await client.get(LIST, params={"limit": 3}, headers=headers)
     page = r.json()
@@ -218,7 +223,7 @@ async def test_pagination_is_stable_while_rights_are_added(client, app, vault):
                 await registry_changes.register_transfer(
                     right_id=bought.id,
                     new_holders=[(me.id, "1")],
-                    certificate_number=certificate_number(),
+                    certificate_number=make_certificate_number(),
                     **changes(app),
                 )
             ).id
@@ -271,19 +276,21 @@ async def _count_queries(person_id: int, limit: int) -> tuple[int, int]:
 
 
 async def test_a_page_costs_the_same_few_queries_whatever_its_size(app, vault):
-    bank = await create_bank()
+    bank = await create_organisation(kind="bank")
     small, large = await create_person(vault=vault), await create_person(vault=vault)
     co = await create_person(vault=vault)
     for person, n in ((small, 1), (large, 25)):
         for i in range(n):
-            right = await create_right(holders=[(person, "0.5"), (co, "0.5")], district=DISTRICTS[i % 16])
+            right = await create_right(
+                holders=[(person, "0.5"), (co, "0.5")], district_code=DISTRICTS[i % 16]
+            )
             await registry_changes.register_mortgage(
                 right_id=right.id,
                 mortgagee_id=bank.id,
                 amount_fen=100,
                 term_start=date(2024, 1, 1),
                 term_end=date(2034, 1, 1),
-                certificate_number=certificate_number().replace("权", "证明"),
+                certificate_number=make_certificate_number(kind="registration"),
                 kv=app.services.kv,
                 clock=app.services.clock,
             )

@@ -13,11 +13,9 @@ from services.models.guardianship import GuardianshipLink
 from services.models.messages import InboxMessage
 from services.models.outbox import OutboxMessage
 from services.models.registry import Person, Right
-from tests.integration.property_support import (
+from tests.factories import create_person, create_right, make_id_number
+from tests.integration.citizen_support import (
     citizen_headers,
-    create_person,
-    create_right,
-    make_id_number,
     shanghai_today,
     sms_to,
     wait_for_sms,
@@ -60,7 +58,7 @@ async def make_family(
     link: bool = True,
 ) -> Family:
     today = shanghai_today(app)
-    ward_id = make_id_number(ward_born or years_ago(today, 10))
+    ward_id = make_id_number(birth_date=ward_born or years_ago(today, 10))
     parents = [
         await create_person(vault=vault, born=years_ago(today, 40), name=n)
         for n in ("王芳", "刘强")[:guardians]
@@ -130,7 +128,7 @@ async def test_link_is_refused_when_the_civil_registry_says_no(client, app, vaul
     family = await make_family(app, vault, link=False)
     stranger = await create_person(vault=vault)
     registry(app).load(people=[{"id_number": vault.decrypt(stranger.id_number_enc), "name": stranger.name}])
-    unknown_child = make_id_number(years_ago(shanghai_today(app), 8))
+    unknown_child = make_id_number(birth_date=years_ago(shanghai_today(app), 8))
     headers = citizen_headers(app, stranger)
     for ward_id in (family.ward_id_number, unknown_child):
         r = await client.post(WARDS, json={"id_number": ward_id}, headers=headers)
