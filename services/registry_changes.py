@@ -193,33 +193,63 @@ async def register_mortgage(
     return mortgage
 
 
-async def cancel_mortgage(
-    *, mortgage_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
-) -> Mortgage:
+async def _end_record(
+    model: type[Mortgage] | type[Encumbrance],
+    record_id: int,
+    *,
+    ended_status: str,
+    ended_at_field: str,
+    event: str | None,
+    key: str,
+    kv: KeyValueStore,
+    clock: Clock,
+    hotline: str,
+) -> Any:
+    """End an active mortgage or encumbrance (a conditional update, so two clerks cannot both end
+    it) and alert the holders of its right, in one transaction; then refresh their cached lists."""
+    ids: dict[str, Any] = {key: record_id}
     async with in_transaction() as conn:
-        mortgage = await Mortgage.get_or_none(id=mortgage_id, using_db=conn)
-        if mortgage is None:
-            raise NotFound(mortgage_id=mortgage_id)
+        record = await model.get_or_none(id=record_id, using_db=conn)
+        if record is None:
+            raise NotFound(**ids)
         now = clock.now()
         changed = (
-            await Mortgage.filter(id=mortgage_id, status="active")
+            await model.filter(id=record_id, status="active")
             .using_db(conn)
-            .update(status="cancelled", cancelled_at=now)
+            .update(status=ended_status, **{ended_at_field: now})
         )
         if changed != 1:
-            raise RegisterStateConflict(mortgage_id=mortgage_id, status=mortgage.status)
-        right = await _right_for_update(conn, mortgage.right_id)  # type: ignore[attr-defined]
+            raise RegisterStateConflict(**ids, status=record.status)
+        right = await _right_for_update(conn, record.right_id)  # type: ignore[union-attr]
         touched = await _alert_holders(
             conn,
             right_ids=[right.id],
             unit=right.unit,
-            event="抵押权注销登记",
-            data={"right_id": right.id, "mortgage_id": mortgage_id},
+            event=event or _ENCUMBRANCE_EVENTS[(getattr(record, "kind", ""), "lifted")],
+            data={"right_id": right.id, key: record_id},
             clock=clock,
             hotline=hotline,
         )
     await invalidate_persons(kv, touched)
-    mortgage.status, mortgage.cancelled_at = "cancelled", now
+    record.status = ended_status
+    setattr(record, ended_at_field, now)
+    return record
+
+
+async def cancel_mortgage(
+    *, mortgage_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
+) -> Mortgage:
+    mortgage: Mortgage = await _end_record(
+        Mortgage,
+        mortgage_id,
+        ended_status="cancelled",
+        ended_at_field="cancelled_at",
+        event="抵押权注销登记",
+        key="mortgage_id",
+        kv=kv,
+        clock=clock,
+        hotline=hotline,
+    )
     return mortgage
 
 
@@ -271,34 +301,18 @@ async def register_encumbrance(
 async def lift_encumbrance(
     *, encumbrance_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
 ) -> Encumbrance:
-    async with in_transaction() as conn:
-        encumbrance = await Encumbrance.get_or_none(id=encumbrance_id, using_db=conn)
-        if encumbrance is None:
-            raise NotFound(encumbrance_id=encumbrance_id)
-        now = clock.now()
-        changed = (
-            await Encumbrance.filter(id=encumbrance_id, status="active")
-            .using_db(conn)
-            .update(status="lifted", lifted_at=now)
-        )
-        if changed != 1:
-            raise RegisterStateConflict(encumbrance_id=encumbrance_id, status=encumbrance.status)
-        right = await _right_for_update(conn, encumbrance.right_id)  # type: ignore[attr-defined]
-        touched = await _alert_holders(
-            conn,
-            right_ids=[right.id],
-            unit=right.unit,
-            event=_ENCUMBRANCE_EVENTS[(encumbrance.kind, "lifted")],
-            data={"right_id": right.id, "encumbrance_id": encumbrance_id},
-            clock=clock,
-            hotline=hotline,
-        )
-    await invalidate_persons(kv, touched)
-    encumbrance.status, encumbrance.lifted_at = "lifted", now
+    encumbrance: Encumbrance = await _end_record(
+        Encumbrance,
+        encumbrance_id,
+        ended_status="lifted",
+        ended_at_field="lifted_at",
+        event=None,  # from the kind: seizure or objection
+        key="encumbrance_id",
+        kv=kv,
+        clock=clock,
+        hotline=hotline,
+    )
     return encumbrance
-
-
-# --- transfers -----------------------------------------------------------------------------------
 
 
 def _shares(new_holders: Sequence[tuple[int, Decimal | str | int]]) -> list[tuple[int, Decimal]]:
