@@ -167,7 +167,10 @@ def install(app: Sanic) -> None:
     for name, schema in component_schemas().items():
         builder.add_component("schemas", name, schema)
     builder.add_security_scheme(
-        "bearer", "http", scheme="bearer", bearer_format="JWT",
+        "bearer",
+        "http",
+        scheme="bearer",
+        bearer_format="JWT",
         description="Access token from /api/v1/auth/tokens, /staff-tokens or /client-tokens",
     )
 
@@ -208,15 +211,16 @@ def doc(
         bounded = cast(Any, path_param_schema(schema))
         parameters.append(_Parameter(name, bounded, location="path", required=True, **extra))
     if query is not None:
-        for field_name, info in query.model_json_schema()["properties"].items():
-            alias = field_name
-            extra = {"example": examples[alias]} if alias in examples else {}
+        query_schema = query.model_json_schema()
+        required = set(query_schema.get("required", []))
+        for field_name, info in query_schema["properties"].items():
+            extra = {"example": examples[field_name]} if field_name in examples else {}
             parameters.append(
                 _Parameter(
-                    alias,
+                    field_name,
                     _to_oas30(info),
                     location="query",
-                    required=field_name in query.model_json_schema().get("required", []),
+                    required=field_name in required,
                     **extra,
                 )
             )

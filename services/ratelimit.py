@@ -48,7 +48,6 @@ class RateLimiter:
         await self._moving.clear(item, *identifiers)
 
     async def close(self) -> None:
-        # MemoryStorage runs an expiry timer task; RedisStorage holds a connection pool.
-        reset = getattr(self._storage, "reset", None)
-        if isinstance(self._storage, MemoryStorage) and reset is not None:
-            await reset()
+        # MemoryStorage runs an expiry timer task; clearing it stops the timer.
+        if isinstance(self._storage, MemoryStorage):
+            await self._storage.reset()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -201,7 +200,3 @@ class TokenSigner:
                 }
             )
         return {"keys": keys}
-
-
-def jwks_json(signer: TokenSigner) -> str:
-    return json.dumps(signer.jwks())
