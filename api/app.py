@@ -84,6 +84,7 @@ def create_app(
     async def start_background(app: Sanic, *_: Any) -> None:
         # Started after the listeners, outside any transaction, and stopped with the services.
         services = app.ctx.services
+        observability.settle_heap()
         if services.settings.outbox_in_process:
             task = asyncio.get_running_loop().create_task(run_outbox_worker(services), name="outbox-worker")
             services.background.append(task)

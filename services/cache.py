@@ -2,21 +2,25 @@
 
 Why generations and not "delete the key": a reader that started before a registry change commits
 can finish after it and write the list it read into the cache. With a plain delete-on-change that
-late write would repopulate the cache with the old list. So every cached list is stored under the
-person's current *generation token*, and a change replaces the token once it has committed:
+late write would repopulate the cache with the old list. So every cached list is stamped with the
+person's *generation token* as it was before the database was read, and a change replaces the
+token once it has committed:
 
-    reader:  token = get(gen)            (a missing token is created: a fresh random one)
-             rows  = read the database   (strictly after the token was fetched)
-             set(list:{token}:..., rows)
+    reader:  token, entry = get_many(gen, list)  (one round trip)
+             hit if entry is stamped with token
+             otherwise: a missing token is created (a fresh random one),
+             rows = read the database              (strictly after the token was fetched)
+             set(list, token + rows)
     writer:  commit the change
-             set(gen, fresh random token)  (the "bump", strictly after the commit)
+             set(gen, fresh random token)          (the "bump", strictly after the commit)
 
 If a reader's database read happened before the commit, its token was fetched even earlier, so
-the bump after the commit replaces that token and the reader's late write lands under a key no
-one asks for again (it expires after `ttl_s`). Any read that starts after the writer returned
-sees the new token, misses, and reads the committed data. The bump is a `set` of a random value,
+the bump after the commit replaces that token and the reader's late write carries a stamp no
+reader accepts again. Any read that starts after the writer returned sees the new token, finds
+the entry's stamp differs, and reads the committed data. The bump is a `set` of a random value,
 not an increment, so concurrent writers need no read-modify-write, and an evicted or expired
-token is simply recreated (an old entry can never be reached under a fresh random token).
+token is simply recreated (an old stamp can never equal a fresh random token). One entry per
+person and query shape exists at a time: a newer list overwrites the stale one.
 
 The only stale window is between the commit and the bump (the writer's own next statement). If
 the bump itself fails (Redis down), it is retried once and logged; the entry TTL bounds what a
@@ -38,6 +42,7 @@ log = logging.getLogger("estate.cache")
 
 _GEN_PREFIX = "props:gen:"
 _LIST_PREFIX = "props:list:"
+_STAMP_SEPARATOR = b"|"
 GEN_TTL_S = 7 * 24 * 3600  # longer than any entry; when it lapses the next reader makes a new one
 
 
@@ -50,13 +55,12 @@ def _fingerprint(params: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-async def _current_generation(kv: KeyValueStore, person_id: int) -> str:
-    token = await kv.get(_gen_key(person_id))
-    if token is not None:
-        return token.decode()
-    fresh = secrets.token_hex(8)
-    await kv.set(_gen_key(person_id), fresh.encode(), ttl_s=GEN_TTL_S)
-    return fresh
+def _stamped_payload(entry: bytes | None, generation: bytes) -> bytes | None:
+    """The cached JSON if `entry` carries the current generation, else None."""
+    if entry is None:
+        return None
+    stamp, separator, payload = entry.partition(_STAMP_SEPARATOR)
+    return payload if separator and stamp == generation else None
 
 
 async def cached_property_list(
@@ -68,19 +72,23 @@ async def cached_property_list(
     load: Callable[[], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
     """The person's list for `params` (filters, cursor, limit): from the cache, or `load()` and store."""
+    key = f"{_LIST_PREFIX}{person_id}:{_fingerprint(params)}"
     try:
-        generation = await _current_generation(kv, person_id)
-        key = f"{_LIST_PREFIX}{person_id}:{generation}:{_fingerprint(params)}"
-        hit = await kv.get(key)
+        generation, entry = await kv.get_many([_gen_key(person_id), key])
+        if generation is None:
+            generation = secrets.token_hex(8).encode()
+            await kv.set(_gen_key(person_id), generation, ttl_s=GEN_TTL_S)
     except Exception:  # the cache is an optimisation: a KV outage must not fail the read
         log.warning("property cache unavailable; reading the database", exc_info=True)
         return await load()
-    if hit is not None:
-        cached: dict[str, Any] = json.loads(hit)
+    payload = _stamped_payload(entry, generation)
+    if payload is not None:
+        cached: dict[str, Any] = json.loads(payload)
         return cached
     page = await load()
     try:
-        await kv.set(key, json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode(), ttl_s=ttl_s)
+        body = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
+        await kv.set(key, generation + _STAMP_SEPARATOR + body, ttl_s=ttl_s)
     except Exception:
         log.warning("property cache write failed", exc_info=True)
     return page
