@@ -14,6 +14,7 @@ from api import errors, observability, openapi
 from api.container import start_services, stop_services
 from api.routes import admin as admin_routes
 from api.routes import auth as auth_routes
+from api.routes import clerk as clerk_routes
 from api.routes import health as health_routes
 from api.routes import me as me_routes
 from api.routes import messages as messages_routes
@@ -71,6 +72,7 @@ def create_app(
         admin_routes.bp,
         properties_routes.bp,
         wards_routes.bp,
+        clerk_routes.bp,
         messages_routes.bp,
     ):
         app.blueprint(blueprint)

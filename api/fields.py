@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from api.validation import domain_checked
 from services import identifiers
 
 ID_NUMBER_PATTERN = r"^\d{17}[\dXx]$"
@@ -15,20 +16,20 @@ CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 Phone = Annotated[
     str,
     Field(min_length=11, max_length=16, pattern=r"^(\+86)?1[3-9]\d{9}$", examples=["13900000001"]),
-    AfterValidator(identifiers.normalise_phone),
+    AfterValidator(domain_checked(identifiers.normalise_phone)),
 ]
 IdNumber = Annotated[
     str,
     Field(min_length=18, max_length=18, pattern=ID_NUMBER_PATTERN, description="GB 11643 resident ID number"),
-    AfterValidator(identifiers.normalise_id_number),
+    AfterValidator(domain_checked(identifiers.normalise_id_number)),
 ]
 UnitNumber = Annotated[
     str,
     Field(min_length=28, max_length=28, pattern=UNIT_NUMBER_PATTERN, description="GB/T 37346 unit number"),
-    AfterValidator(lambda v: identifiers.parse_unit_number(v).value),
+    AfterValidator(domain_checked(lambda v: identifiers.parse_unit_number(v).value)),
 ]
 CreditCode = Annotated[
     str,
     Field(min_length=18, max_length=18, pattern=CREDIT_CODE_PATTERN, description="GB 32100 credit code"),
-    AfterValidator(identifiers.normalise_credit_code),
+    AfterValidator(domain_checked(identifiers.normalise_credit_code)),
 ]

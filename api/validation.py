@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -11,6 +12,28 @@ from sanic import Request
 from services.errors import DomainError, MalformedRequest, ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class DomainValueError(ValueError):
+    """Carries a DomainError through pydantic, which reports only ValueErrors with their field."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def domain_checked(check: Callable[[T], T]) -> Callable[[T], T]:
+    """A domain normaliser (ID number, credit code, ...) as a pydantic validator: its error keeps
+    its own code and gains the field it came from."""
+
+    def validator(value: T) -> T:
+        try:
+            return check(value)
+        except DomainError as exc:
+            raise DomainValueError(exc) from None
+
+    return validator
 
 
 def _field_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
@@ -33,9 +56,9 @@ def _validate(model: type[M], data: Any) -> M:
         # A domain validator (e.g. an ID-number checksum) raised inside pydantic keeps its code.
         for err in exc.errors(include_url=False, include_input=False):
             cause = (err.get("ctx") or {}).get("error")
-            if isinstance(cause, DomainError):
-                cause.fields.setdefault("field", ".".join(str(p) for p in err["loc"]))
-                raise cause from None
+            if isinstance(cause, DomainValueError):
+                cause.error.fields.setdefault("field", ".".join(str(p) for p in err["loc"]))
+                raise cause.error from None
         errors = _field_errors(exc)
         first = errors[0]
         raise ValidationFailed(

@@ -5,6 +5,8 @@ the previous entry's hash, so the entries form one chain. Editing a row breaks i
 deleting one leaves a gap in `seq` and a broken link, removing the tail disagrees with the head
 row. (Someone who can rewrite the table *and* recompute every later hash and the head is not
 detected by the chain alone: publish the head hash that `verify` prints somewhere they cannot.)
+Before any of that, the database refuses UPDATE and DELETE of entries (triggers of migration
+0003): the chain is what catches someone allowed to drop or disable those triggers.
 
 The canonical serialisation (version 1) is UTF-8 JSON with sorted keys, no whitespace, these
 fields only: seq, occurred_at (UTC, ISO 8601 with microseconds), reader_subject, reader_role,
@@ -60,6 +62,9 @@ PROPERTY_LIST = "property.list"
 PROPERTY_DETAIL = "property.detail"
 PURPOSE_SELF = "self_query"
 PURPOSE_GUARDIAN = "guardian_query"
+# Reads for an authority (a court preparing a seizure, say): the data subject sees that the
+# authority read, not the letter it read under; the log itself keeps the reference.
+CONFIDENTIAL_REFERENCE_PURPOSES = frozenset({"authority_request"})
 SELF_DISPLAY = "本人"
 
 
@@ -352,7 +357,7 @@ def _entry_view(row: AccessLogEntry, person_id: int) -> dict[str, Any]:
         "by_self": row.reader_subject == f"person:{person_id}",
         "action": row.action,
         "object_type": row.object_type,
-        "object_id": row.object_id,
+        "object_id": None if row.purpose in CONFIDENTIAL_REFERENCE_PURPOSES else row.object_id,
         "purpose": row.purpose,
         "request_id": row.request_id,
     }

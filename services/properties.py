@@ -20,16 +20,19 @@ from services import audit
 from services.cache import cached_property_list
 from services.clock import SHANGHAI, Clock
 from services.errors import NotFound
-from services.identifiers import mask_name
+from services.identifiers import mask_id_number, mask_name
 from services.kv import KeyValueStore
 from services.models.registry import (
     Encumbrance,
     Mortgage,
+    Person,
     RealEstateUnit,
     RegistrationCase,
     Right,
     RightHolder,
 )
+from services.pii import PiiVault
+from services.tokens import Principal
 
 # GB/T 2260 county codes of Shanghai's 16 districts (../shared/DOMAIN.md).
 DISTRICT_NAMES: dict[str, str] = {
@@ -386,3 +389,63 @@ async def read_own_property(
         clock=clock,
     )
     return record
+
+
+# --- registration staff at the window ------------------------------------------------------------
+
+# 不动产登记资料查询暂行办法: who may ask a registration office, and on what grounds. The clerk
+# records the ground and the document it rests on (application, case or official letter number).
+CLERK_PURPOSES: dict[str, str] = {
+    "holder_request": "权利人（或其委托代理人）申请查询",
+    "interested_party": "利害关系人申请查询",
+    "authority_request": "国家机关依法查询",
+    "case_processing": "办理登记业务",
+}
+
+
+async def read_for_clerk(
+    *,
+    principal: Principal,
+    id_number: str,
+    purpose: str,
+    reference: str,
+    filters: PropertyFilters,
+    after_id: int | None,
+    limit: int,
+    vault: PiiVault,
+    kv: KeyValueStore,
+    cache_ttl_s: float,
+    clock: Clock,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """A clerk looks a person up by ID number. The answer says whether the person is in the
+    register at all (no rights is an answer too: the basis of a no-housing finding), and the read
+    is logged under the person (or, with no register row, under their ID number's blind index, so
+    they see it once they have one) with the clerk's office, the ground and the reference."""
+    if purpose not in CLERK_PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    index = vault.blind_index(id_number)
+    person = await Person.get_or_none(id_number_index=index).only("id", "name")
+    if person is None:
+        page: dict[str, Any] = {"items": [], "next_after": None}
+    else:
+        page = await cached_properties(
+            person_id=person.id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
+        )
+    await audit.record_access(
+        reader=await audit.reader_for(principal),
+        person_id=person.id if person else None,
+        person_index=None if person else index,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        object_id=reference,
+        purpose=purpose,
+        request_id=request_id,
+        clock=clock,
+    )
+    subject = {
+        "id_number": mask_id_number(id_number),
+        "name": person.name if person else None,
+        "in_register": person is not None,
+    }
+    return {"subject": subject, **page}

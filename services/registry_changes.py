@@ -133,10 +133,13 @@ async def _alert_holders(
 
 
 async def _right_for_update(conn: BaseDBAsyncClient, right_id: int) -> Right:
-    right = await Right.get_or_none(id=right_id, using_db=conn).select_related("unit")
-    if right is None:
+    """The right, its row locked until `conn` ends (PostgreSQL; SQLite runs one write transaction
+    at a time anyway): a transfer and a mortgage or seizure on the same right happen one after
+    the other, so a seizure can never land on a right that was transferred meanwhile."""
+    locked = await Right.filter(id=right_id).select_for_update().using_db(conn).values_list("id", flat=True)
+    if not locked:
         raise NotFound(right_id=right_id)
-    return right
+    return await Right.get(id=right_id, using_db=conn).select_related("unit")
 
 
 def _require_current(right: Right) -> None:
@@ -345,7 +348,11 @@ async def register_transfer(
     hotline: str = DEFAULT_HOTLINE,
 ) -> Right:
     """转移登记: the right becomes historical and a new right on the unit goes to `new_holders`
-    ((person_id, share) pairs). Old and new holders are alerted."""
+    ((person_id, share) pairs). Old and new holders are alerted.
+
+    A seized right cannot be transferred (查封期间不得办理转移登记): RegisterStateConflict with
+    `reason="seized"`. Active mortgages and objections follow the unit to the new right (民法典
+    第406条: a transfer does not affect a mortgage), so the new holders see what burdens it."""
     shares = _shares(new_holders)
     async with in_transaction() as conn:
         old = await _right_for_update(conn, right_id)
@@ -357,6 +364,15 @@ async def register_transfer(
         )
         if changed != 1:
             raise RegisterStateConflict(right_id=right_id, status=old.status)
+        seizures = await Encumbrance.filter(right_id=right_id, kind="seizure", status="active").using_db(conn)
+        if seizures:
+            raise RegisterStateConflict(
+                "该权利已被查封，不能办理转移登记",
+                "The right is seized and cannot be transferred",
+                right_id=right_id,
+                reason="seized",
+                encumbrance_ids=[e.id for e in seizures],
+            )
         new = await Right.create(
             certificate_number=certificate_number,
             unit_id=old.unit.id,
@@ -369,6 +385,12 @@ async def register_transfer(
         )
         await RightHolder.bulk_create(
             [RightHolder(right_id=new.id, person_id=pid, share=share) for pid, share in shares], using_db=conn
+        )
+        await Mortgage.filter(right_id=right_id, status="active").using_db(conn).update(right_id=new.id)
+        await (
+            Encumbrance.filter(right_id=right_id, kind="objection", status="active")
+            .using_db(conn)
+            .update(right_id=new.id)
         )
         touched = await _alert_holders(
             conn,

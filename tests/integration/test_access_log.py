@@ -9,11 +9,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tortoise import connections
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from services import audit
 from services.auth import hash_password
+from services.db import dialect
 from services.models.accounts import StaffUser
 from services.models.audit import AccessLogEntry
 from services.tokens import Principal
@@ -159,8 +160,27 @@ async def _cli_verify(app) -> tuple[int, str]:
     return int(proc.returncode or 0), out.decode()
 
 
-async def _sql(statement: str) -> None:
-    await connections.get("default").execute_query(statement)
+async def _tamper(*statements: str) -> None:
+    """Edit the log the only way left once migration 0003 made it append-only: as someone with DDL
+    rights, who lifts the triggers, changes rows and puts the triggers back, in one transaction."""
+    async with in_transaction() as conn:
+        if dialect() == "postgres":
+            await conn.execute_query("ALTER TABLE access_log DISABLE TRIGGER USER")
+            for statement in statements:
+                await conn.execute_query(statement)
+            await conn.execute_query("ALTER TABLE access_log ENABLE TRIGGER USER")
+            return
+        # SQLite cannot disable a trigger: drop them and create them again from their own text.
+        triggers = await conn.execute_query_dict(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'access_log'"
+        )
+        assert triggers, "access_log has no triggers: is migration 0003 applied?"
+        for trigger in triggers:
+            await conn.execute_query(f'DROP TRIGGER "{trigger["name"]}"')
+        for statement in statements:
+            await conn.execute_query(statement)
+        for trigger in triggers:
+            await conn.execute_query(trigger["sql"])
 
 
 async def test_the_chain_verifies_and_an_edited_or_deleted_row_is_detected(app, vault):
@@ -179,7 +199,7 @@ async def test_the_chain_verifies_and_an_edited_or_deleted_row_is_detected(app, 
     victim = await AccessLogEntry.get(seq=report.head_seq - 1)
 
     # An edited field: the row's own hash no longer matches.
-    await _sql(f"UPDATE access_log SET purpose = 'marketing' WHERE seq = {victim.seq}")
+    await _tamper(f"UPDATE access_log SET purpose = 'marketing' WHERE seq = {victim.seq}")
     try:
         bad = await audit.verify_chain()
         assert (bad.ok, bad.first_bad_seq, bad.problem) == (False, victim.seq, "hash_mismatch")
@@ -188,18 +208,18 @@ async def test_the_chain_verifies_and_an_edited_or_deleted_row_is_detected(app, 
         assert f"first bad entry {victim.seq}" in output
         # Edited with its hash recomputed: the next entry's link breaks.
         forged = {**victim.__dict__, "purpose": "marketing"}
-        await _sql(f"UPDATE access_log SET hash = '{audit.entry_hash(forged)}' WHERE seq = {victim.seq}")
+        await _tamper(f"UPDATE access_log SET hash = '{audit.entry_hash(forged)}' WHERE seq = {victim.seq}")
         bad = await audit.verify_chain()
         assert (bad.first_bad_seq, bad.problem) == (victim.seq + 1, "broken_link")
     finally:
-        await _sql(
+        await _tamper(
             f"UPDATE access_log SET purpose = '{victim.purpose}', hash = '{victim.hash}' "
             f"WHERE seq = {victim.seq}"
         )
     assert (await audit.verify_chain()).ok
 
     # A deleted row leaves a gap.
-    await _sql(f"DELETE FROM access_log WHERE seq = {victim.seq}")
+    await _tamper(f"DELETE FROM access_log WHERE seq = {victim.seq}")
     try:
         bad = await audit.verify_chain()
         assert (bad.first_bad_seq, bad.problem) == (victim.seq, "missing_entries")
@@ -209,6 +229,54 @@ async def test_the_chain_verifies_and_an_edited_or_deleted_row_is_detected(app, 
     assert (await audit.verify_chain()).ok
     code, output = await _cli_verify(app)
     assert code == 0, output
+
+
+# --- append-only in the database (migration 0003) ------------------------------------------------
+
+_CHANGES = {
+    "sql-update": lambda conn, seq: conn.execute_query(
+        f"UPDATE access_log SET purpose = 'marketing' WHERE seq = {seq}"
+    ),
+    "sql-delete": lambda conn, seq: conn.execute_query(f"DELETE FROM access_log WHERE seq = {seq}"),
+    "sql-delete-all": lambda conn, seq: conn.execute_query("DELETE FROM access_log"),
+    "orm-update": lambda conn, seq: AccessLogEntry.filter(seq=seq).using_db(conn).update(purpose="marketing"),
+    "orm-delete": lambda conn, seq: AccessLogEntry.filter(seq=seq).using_db(conn).delete(),
+    "truncate": lambda conn, seq: conn.execute_query("TRUNCATE access_log"),
+}
+
+
+async def _read_my_properties(client, app, person) -> AccessLogEntry:
+    request_id = rid()
+    r = await client.get(LIST, headers={**citizen_headers(app, person), "X-Request-ID": request_id})
+    assert r.status_code == 200, r.text
+    return await AccessLogEntry.get(request_id=request_id)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        *(name for name in _CHANGES if name != "truncate"),
+        pytest.param("truncate", marks=pytest.mark.postgres),
+    ],
+)
+async def test_the_database_rejects_changing_or_removing_a_logged_read(client, app, vault, change):
+    if change == "truncate" and dialect() != "postgres":
+        pytest.skip("SQLite has no TRUNCATE (its DELETE without WHERE is sql-delete-all)")
+    me = await create_person(vault=vault)
+    entry = await _read_my_properties(client, app, me)
+    before = await AccessLogEntry.filter(seq=entry.seq).values()
+
+    with pytest.raises(IntegrityError, match="access_log is append-only"):
+        async with in_transaction() as conn:
+            await _CHANGES[change](conn, entry.seq)
+            raise AssertionError(f"the database allowed {change}")  # and this rolls it back
+
+    assert await AccessLogEntry.filter(seq=entry.seq).values() == before
+    # The head stays movable: reads are still logged, onto the same unbroken chain.
+    later = await _read_my_properties(client, app, me)
+    assert later.seq > entry.seq
+    report = await audit.verify_chain()
+    assert report.ok and report.head_seq >= later.seq
 
 
 async def test_concurrent_appends_never_fork_the_chain(app, vault):

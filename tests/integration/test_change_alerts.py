@@ -284,3 +284,47 @@ async def test_changes_refuse_impossible_moves(app, vault):
         await registry_changes.register_transfer(
             right_id=right.id, new_holders=[(me.id, "1")], certificate_number=make_certificate_number(), **d
         )
+
+
+async def test_a_seized_right_is_not_transferred_and_a_mortgage_follows_a_transfer(client, app, vault):
+    seller, buyer = await create_person(vault=vault), await create_person(vault=vault)
+    bank = await create_organisation(kind="bank")
+    right = await create_right(holders=[(seller, "1")])
+    d = deps(app)
+    mortgage = await registry_changes.register_mortgage(
+        right_id=right.id,
+        mortgagee_id=bank.id,
+        amount_fen=80_000_000,
+        term_start=date(2025, 1, 1),
+        term_end=date(2045, 1, 1),
+        certificate_number=proof_number(),
+        **d,
+    )
+    seizure = await registry_changes.register_encumbrance(
+        right_id=right.id,
+        kind="seizure",
+        authority="某区人民法院",
+        document_number="(2026)执1号",
+        starts_on=date(2026, 1, 1),
+        **d,
+    )
+    with pytest.raises(RegisterStateConflict) as refused:
+        await registry_changes.register_transfer(
+            right_id=right.id,
+            new_holders=[(buyer.id, "1")],
+            certificate_number=make_certificate_number(),
+            **d,
+        )
+    assert refused.value.fields["reason"] == "seized"
+    seller_view = (await client.get(LIST, headers=citizen_headers(app, seller))).json()
+    assert [i["right_id"] for i in seller_view["items"]] == [right.id], "nothing changed"
+    assert (await client.get(LIST, headers=citizen_headers(app, buyer))).json()["items"] == []
+
+    await registry_changes.lift_encumbrance(encumbrance_id=seizure.id, **d)
+    new = await registry_changes.register_transfer(
+        right_id=right.id, new_holders=[(buyer.id, "1")], certificate_number=make_certificate_number(), **d
+    )
+    bought = _item((await client.get(LIST, headers=citizen_headers(app, buyer))).json(), new.id)
+    assert [m["mortgage_id"] for m in bought["encumbrances"]["mortgages"]] == [mortgage.id]
+    assert bought["encumbrances"]["mortgages"][0]["amount_fen"] == 80_000_000
+    assert (await client.get(LIST, headers=citizen_headers(app, seller))).json()["items"] == []
