@@ -51,6 +51,7 @@ def create_app(
             "REQUEST_TIMEOUT": 30,
             "KEEP_ALIVE_TIMEOUT": 15,
             "FALLBACK_ERROR_FORMAT": "json",
+            "PROXIES_COUNT": settings.proxies_count or None,
         }
     )
     Extend(app)

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     public_base_url: str = ""
+    # Reverse proxies in front of the service that append to X-Forwarded-For (Sanic's
+    # PROXIES_COUNT). 0 trusts no header and uses the peer address: right when clients connect
+    # directly, wrong behind a load balancer (every citizen would share its address, and the
+    # per-address sign-in limit). Never set it higher than the proxies really are: the client
+    # writes the leftmost entries itself.
+    proxies_count: int = Field(default=0, ge=0, le=8)
 
     # Storage
     database_url: str = Field(default="sqlite://var/estate.sqlite3", validation_alias="DATABASE_URL")

@@ -368,3 +368,36 @@ async def test_malformed_json_and_chinese_default(client):
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
     r = await client.delete("/api/v1/auth/tokens")
     assert r.status_code == 405 and r.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_proxies_count_reaches_sanic(settings):
+    from api.app import create_app
+
+    behind = create_app(settings.model_copy(update={"proxies_count": 2}), name="estate_proxies_2")
+    direct = create_app(settings, name="estate_proxies_0")
+    assert (behind.config.PROXIES_COUNT, direct.config.PROXIES_COUNT) == (2, None)
+
+
+async def test_behind_a_proxy_each_forwarded_client_has_its_own_sign_in_limit(client, app):
+    """With ESTATE_PROXIES_COUNT=1 the address the proxy appended to X-Forwarded-For is the
+    client's, so clients behind one load balancer do not share a limit."""
+    cap = app.services.settings.otp_hourly_cap_per_ip
+
+    async def ask(forwarded_for: str) -> int:
+        r = await client.post(
+            "/api/v1/auth/sms-codes", json={"phone": make_phone()}, headers={"X-Forwarded-For": forwarded_for}
+        )
+        return r.status_code
+
+    def new_address() -> str:
+        n = next(_ips)
+        return f"198.51.{n // 250}.{n % 250}"
+
+    config = app.app.config
+    config.PROXIES_COUNT = 1
+    try:
+        assert [await ask(new_address()) for _ in range(4)] == [202] * 4, "four clients, one code each"
+        one = new_address()
+        assert [await ask(one) for _ in range(cap + 1)] == [202] * cap + [429], "that client's own cap"
+    finally:
+        config.PROXIES_COUNT = None
