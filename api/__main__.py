@@ -4,7 +4,7 @@ serve [--demo]           run the API (the embedded default with --demo: demo dat
 migrate                  apply the database migrations
 seed [--persons N ...]   load the deterministic demo data
 worker                   run an outbox worker process
-outbox redrive|stats     operate the outbox
+outbox redrive|stats|purge  operate the outbox
 audit verify             check the access log's hash chain (exit 1 if it was tampered with)
 """
 
@@ -97,6 +97,7 @@ async def _worker(settings: Settings, *, once: bool) -> None:
 
 async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
     from services import outbox
+    from services.clock import SystemClock
     from services.db import close_database, open_database
 
     ctx = await open_database(settings.tortoise_config())
@@ -104,6 +105,10 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
         if args.outbox_command == "redrive":
             count = await outbox.redrive(ids=args.id or None, topic=args.topic)
             print(f"re-driven: {count}")
+        elif args.outbox_command == "purge":
+            days = args.older_than_days or settings.outbox_retention_days or 90.0
+            count = await outbox.purge_delivered(older_than_days=days, clock=SystemClock())
+            print(f"purged: {count} delivered message(s) older than {days:g} days")
         else:
             print(json.dumps(await outbox.outbox_stats(), ensure_ascii=False, default=str, indent=2))
     finally:
@@ -143,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     redrive.add_argument("--id", type=int, action="append")
     redrive.add_argument("--topic")
     ob_sub.add_parser("stats")
+    purge = ob_sub.add_parser("purge", help="delete delivered messages past the retention")
+    purge.add_argument("--older-than-days", type=float, help="default: ESTATE_OUTBOX_RETENTION_DAYS (90)")
     au = sub.add_parser("audit")
     au.add_subparsers(dest="audit_command", required=True).add_parser("verify")
     args = parser.parse_args(argv)

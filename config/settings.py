@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     outbox_backoff_base_s: float = 1.0
     outbox_backoff_cap_s: float = 600.0
     outbox_concurrency: int = 8
+    # Delivered messages older than this are deleted by the workers (hourly). A delivered row is
+    # the record that its idempotency key was used: keep it longer than any caller may retry.
+    outbox_retention_days: float | None = Field(default=90.0, ge=1)
 
     # Demo data
     demo_seed: int = 20261129

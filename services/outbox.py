@@ -280,6 +280,35 @@ async def redrive(
     return int(count)
 
 
+async def purge_delivered(*, older_than_days: float, clock: Clock, batch_size: int = 5000) -> int:
+    """Delete messages delivered more than `older_than_days` ago, in batches (short transactions,
+    no long lock). Pending and dead messages are never purged.
+
+    A delivered row is also the record that its idempotency key was used: once it is gone, an
+    enqueue with the same key sends again. Keep delivered rows longer than anything may retry
+    with an old key (the default retention, `ESTATE_OUTBOX_RETENTION_DAYS`, is 90 days).
+    """
+    if older_than_days < 1:
+        raise ValueError("keep delivered messages at least a day: their keys stop repeats")
+    cutoff = _utc(clock.now()) - timedelta(days=older_than_days)
+    total = 0
+    while True:
+        ids = (
+            await OutboxMessage.filter(status=DELIVERED, delivered_at__lt=cutoff)
+            .order_by("id")
+            .limit(batch_size)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            break
+        total += await OutboxMessage.filter(id__in=list(ids), status=DELIVERED).delete()
+    if total:
+        logger.info(
+            "outbox: %d delivered message(s) purged", total, extra={"event": "outbox_purge", "count": total}
+        )
+    return total
+
+
 async def outbox_stats(*, clock: Clock | None = None) -> dict[str, Any]:
     """Counts by status and by topic and status, and the age of the oldest pending message."""
     rows = (

@@ -66,6 +66,8 @@ class OutboxWorker:
         concurrency: int = 8,
         handler_timeout_s: float | None = None,
         gauge_interval_s: float = 15.0,
+        retention_days: float | None = None,
+        purge_interval_s: float = 3600.0,
         rng: random.Random | None = None,
     ) -> None:
         """`handler_timeout_s` (default 80% of the lease) ends a hung handler before its lease
@@ -86,6 +88,8 @@ class OutboxWorker:
         self.backoff_cap_s = backoff_cap_s
         self.handler_timeout_s = handler_timeout_s if handler_timeout_s is not None else lease_s * 0.8
         self.gauge_interval_s = gauge_interval_s
+        self.retention_days = retention_days  # None: delivered messages are kept
+        self.purge_interval_s = purge_interval_s
         self._clock = clock
         self._concurrency = asyncio.Semaphore(concurrency)
         self._rng = rng or random.Random()
@@ -104,6 +108,7 @@ class OutboxWorker:
             "backoff_base_s": settings.outbox_backoff_base_s,
             "backoff_cap_s": settings.outbox_backoff_cap_s,
             "concurrency": settings.outbox_concurrency,
+            "retention_days": settings.outbox_retention_days,
         }
         values.update(overrides)
         return cls(handlers=handlers, worker_id=worker_id, clock=clock, **values)
@@ -136,6 +141,7 @@ class OutboxWorker:
         """Poll until `stop` is set; then finish the deliveries in flight and return."""
         self._stop = stop
         next_gauge = 0.0
+        next_purge = time.monotonic() + self.purge_interval_s * self._rng.random()  # workers spread out
         failures = 0
         logger.info("outbox worker %s started", self.worker_id, extra={"event": "outbox_worker_started"})
         try:
@@ -150,6 +156,9 @@ class OutboxWorker:
                 if time.monotonic() >= next_gauge:
                     next_gauge = time.monotonic() + self.gauge_interval_s
                     await self._update_pending_gauge()
+                if self.retention_days is not None and time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + self.purge_interval_s
+                    await self._purge()
                 if claimed < self.batch_size:  # a full batch means more may be due right away
                     idle = self.poll_interval_s * min(2**failures, 60)
                     with contextlib.suppress(TimeoutError):
@@ -157,6 +166,13 @@ class OutboxWorker:
         finally:
             self._stop = None
             logger.info("outbox worker %s stopped", self.worker_id, extra={"event": "outbox_worker_stopped"})
+
+    async def _purge(self) -> None:
+        assert self.retention_days is not None
+        try:
+            await outbox.purge_delivered(older_than_days=self.retention_days, clock=self._clock)
+        except Exception:  # housekeeping: the next interval tries again
+            logger.exception("outbox worker %s: purge failed", self.worker_id)
 
     # --- one message ---------------------------------------------------------------------------------
 

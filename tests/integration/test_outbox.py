@@ -32,6 +32,7 @@ from services.outbox import (
     enqueue,
     mark_delivered,
     outbox_stats,
+    purge_delivered,
     redrive,
 )
 from services.outbox_worker import OutboxWorker, backoff_delay
@@ -563,6 +564,46 @@ async def test_stats_count_by_status_and_topic(database: Db, frozen: FrozenClock
         "by_topic": {TOPIC: {"delivered": 1, "pending": 1}, "other.topic": {"dead": 1}},
         "oldest_pending_age_s": 10.0,
     }
+
+
+async def test_purge_removes_only_delivered_messages_past_the_retention(
+    database: Db, frozen: FrozenClock
+) -> None:
+    old, failed = await put(frozen, 1), await put(frozen, 2, topic="other.topic")
+    handlers = {TOPIC: Recorder(), "other.topic": Recorder(rejected())}
+    assert await worker(handlers, frozen).run_once() == 2  # 1 delivered, 2 dead
+    frozen.advance(days=31)
+    recent, waiting = await put(frozen, 3), await put(frozen, 4, topic="other.topic")
+    later = {TOPIC: Recorder(), "other.topic": Recorder(unavailable())}
+    assert await worker(later, frozen).run_once() == 2  # 3 delivered now; 4 waits for a retry
+
+    with pytest.raises(ValueError):
+        await purge_delivered(older_than_days=0, clock=frozen)
+    assert await purge_delivered(older_than_days=30, clock=frozen, batch_size=1) == 1
+    left = {m.id: m.status for m in await OutboxMessage.all()}
+    assert left == {failed.id: "dead", recent.id: "delivered", waiting.id: "pending"}
+    assert old.id not in left
+    assert await purge_delivered(older_than_days=30, clock=frozen) == 0
+
+    # Past the retention the key is free again: the same call would be sent once more.
+    again = await put(frozen, 1)
+    assert again.id != old.id and again.status == "pending"
+
+
+async def test_a_worker_purges_on_its_own_schedule(database: Db, frozen: FrozenClock) -> None:
+    await put(frozen, 1)
+    assert await worker({TOPIC: Recorder()}, frozen).run_once() == 1
+    frozen.advance(days=100)
+    stop = asyncio.Event()
+    w = worker({TOPIC: Recorder()}, frozen, retention_days=90, purge_interval_s=0.01)
+    task = asyncio.create_task(w.run_forever(stop))
+    for _ in range(200):
+        if await OutboxMessage.all().count() == 0:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert await OutboxMessage.all().count() == 0
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
