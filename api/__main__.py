@@ -106,8 +106,17 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
             count = await outbox.redrive(ids=args.id or None, topic=args.topic)
             print(f"re-driven: {count}")
         elif args.outbox_command == "purge":
-            days = args.older_than_days or settings.outbox_retention_days or 90.0
-            count = await outbox.purge_delivered(older_than_days=days, clock=SystemClock())
+            days = (
+                args.older_than_days if args.older_than_days is not None else settings.outbox_retention_days
+            )
+            if days is None:
+                raise SystemExit(
+                    "retention is off (ESTATE_OUTBOX_RETENTION_DAYS unset): pass --older-than-days"
+                )
+            try:
+                count = await outbox.purge_delivered(older_than_days=days, clock=SystemClock())
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
             print(f"purged: {count} delivered message(s) older than {days:g} days")
         else:
             print(json.dumps(await outbox.outbox_stats(), ensure_ascii=False, default=str, indent=2))
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     redrive.add_argument("--topic")
     ob_sub.add_parser("stats")
     purge = ob_sub.add_parser("purge", help="delete delivered messages past the retention")
-    purge.add_argument("--older-than-days", type=float, help="default: ESTATE_OUTBOX_RETENTION_DAYS (90)")
+    purge.add_argument("--older-than-days", type=float, help="default: ESTATE_OUTBOX_RETENTION_DAYS")
     au = sub.add_parser("audit")
     au.add_subparsers(dest="audit_command", required=True).add_parser("verify")
     args = parser.parse_args(argv)

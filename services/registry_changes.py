@@ -136,10 +136,16 @@ async def _right_for_update(conn: BaseDBAsyncClient, right_id: int) -> Right:
     """The right, its row locked until `conn` ends (PostgreSQL; SQLite runs one write transaction
     at a time anyway): a transfer and a mortgage or seizure on the same right happen one after
     the other, so a seizure can never land on a right that was transferred meanwhile."""
-    locked = await Right.filter(id=right_id).select_for_update().using_db(conn).values_list("id", flat=True)
-    if not locked:
+    right = (
+        await Right.filter(id=right_id)
+        .select_for_update(of=(Right._meta.db_table,))  # the right's row, not its unit's
+        .select_related("unit")
+        .using_db(conn)
+        .first()
+    )
+    if right is None:
         raise NotFound(right_id=right_id)
-    return await Right.get(id=right_id, using_db=conn).select_related("unit")
+    return right
 
 
 def _require_current(right: Right) -> None:
