@@ -25,6 +25,7 @@ from sanic.worker.loader import AppLoader
 
 from api.observability import configure_logging
 from config.settings import Settings, load_settings
+from services.install_keys import with_install_secrets
 
 log = logging.getLogger("estate.cli")
 
@@ -65,8 +66,9 @@ def _serve(settings: Settings, *, demo: bool) -> None:
 
 async def _migrate(settings: Settings) -> None:
     from services.db import apply_migrations
+    from services.pii import PiiVault
 
-    await apply_migrations(settings.tortoise_config())
+    await apply_migrations(settings.tortoise_config(), vault=PiiVault.from_settings(settings))
     print("migrations applied")
 
 
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             overrides["simulator_base_port"] = 8810
     if args.command == "seed":
         overrides.update({k: v for k, v in (("demo_persons", args.persons), ("demo_units", args.units)) if v})
-    settings = load_settings(**overrides)
+    settings = with_install_secrets(load_settings(**overrides))
     configure_logging(settings.log_level, json_logs=settings.log_json)
 
     if args.command == "serve":

@@ -21,6 +21,8 @@ from integrations.factory import Integrations, SimulatorSuite, build_integration
 from services.auth import AuthPolicy, AuthService
 from services.clock import Clock, SystemClock
 from services.db import apply_migrations, close_database, open_database
+from services.guardianship_feed import GuardianshipFeed
+from services.install_keys import with_install_secrets
 from services.kv import KeyValueStore, MemoryStore, RedisStore
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter
@@ -42,6 +44,7 @@ class Services:
     db: TortoiseContext
     session: aiohttp.ClientSession
     http_client: httpx.AsyncClient
+    guardianship_feed: GuardianshipFeed
     simulators: SimulatorSuite | None = None
     demo: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -52,9 +55,11 @@ async def start_services(
     settings: Settings, *, clock: Clock | None = None, migrate: bool | None = None
 ) -> Services:
     clock = clock or SystemClock()
+    settings = with_install_secrets(settings)
     config = settings.tortoise_config()
+    vault = PiiVault.from_settings(settings)  # before migrating: migration 0005 encrypts phones
     if migrate if migrate is not None else (settings.is_sqlite or settings.migrate_on_start):
-        await apply_migrations(config)
+        await apply_migrations(config, vault=vault)
     db = await open_database(config)
     prefix = settings.redis_key_prefix
     kv: KeyValueStore = (
@@ -72,16 +77,13 @@ async def start_services(
         settings = settings.model_copy(update=simulators.settings_overrides())
     integrations = build_integrations(settings, session=session, http_client=http_client)
 
-    vault = PiiVault(
-        key_b64=settings.pii_key.get_secret_value(),
-        blind_index_key=settings.blind_index_key.get_secret_value(),
-    )
     signer = TokenSigner.from_settings(settings, clock)
     auth = AuthService(
         signer=signer,
         sms=integrations.sms,
         limiter=limiter,
         kv=kv,
+        vault=vault,
         clock=clock,
         policy=AuthPolicy.from_settings(settings),
         otp_secret=settings.secret_key.get_secret_value(),
@@ -98,8 +100,16 @@ async def start_services(
         db=db,
         session=session,
         http_client=http_client,
+        guardianship_feed=GuardianshipFeed(
+            civil_registry=integrations.civil_registry,
+            vault=vault,
+            clock=clock,
+            max_age_s=settings.guardianship_feed_max_age_s,
+            page_size=settings.guardianship_feed_page_size,
+        ),
         simulators=simulators,
     )
+    await auth.restore_revocations()
     if settings.load_demo_data:
         await load_demo(services)
     return services

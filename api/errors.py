@@ -22,6 +22,7 @@ PROBLEM_BASE = "https://estate.example.gov.cn/problems/"
 
 # Most specific class first: the first match decides.
 STATUS_BY_ERROR: list[tuple[type[e.DomainError], int]] = [
+    (e.UnsupportedMediaType, 415),
     (e.RateLimited, 429),
     (e.AccountLocked, 423),
     (e.PermissionDenied, 403),
@@ -43,20 +44,39 @@ _SANIC_ERRORS: dict[int, tuple[str, str, str]] = {
     413: ("PAYLOAD_TOO_LARGE", "请求体过大", "The request body is too large"),
     415: ("UNSUPPORTED_MEDIA_TYPE", "不支持的内容类型", "Unsupported media type"),
     416: ("RANGE_NOT_SATISFIABLE", "请求范围无效", "Range not satisfiable"),
+    431: ("REQUEST_HEADERS_TOO_LARGE", "请求头过大", "The request headers are too large"),
     503: ("SERVICE_UNAVAILABLE", "服务暂时不可用", "Service unavailable"),
 }
 _INTERNAL = ("INTERNAL_ERROR", "服务器内部错误，请凭请求编号联系客服", "Internal error; quote the request id")
 
 
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
 def wants_english(request: Request) -> bool:
+    """English if the caller prefers it to Chinese (RFC 9110 Accept-Language with q-values;
+    q=0 means not acceptable); Chinese otherwise, and on a tie, the earlier range wins."""
     header = request.headers.get("accept-language", "")
+    best: tuple[float, str] = (0.0, "zh")
     for part in header.split(","):
-        lang = part.split(";")[0].strip().lower()
-        if lang.startswith("zh"):
-            return False
-        if lang.startswith("en"):
-            return True
-    return False
+        tag, *params = part.split(";")
+        lang = tag.strip().lower()
+        kind = "zh" if lang.startswith("zh") else "en" if lang.startswith("en") else None
+        if kind is None:
+            continue
+        q = _quality(params)
+        if q > best[0]:
+            best = (q, kind)
+    return best[1] == "en"
 
 
 def status_for(error: e.DomainError) -> int:
@@ -127,6 +147,8 @@ def register_error_handlers(app: Sanic) -> None:
     @app.exception(sanic_exceptions.SanicException)
     async def on_sanic_error(request: Request, error: sanic_exceptions.SanicException) -> HTTPResponse:
         status = int(getattr(error, "status_code", 500) or 500)
+        if status == 413 and "header" in str(error).lower():
+            status = 431  # Sanic reports oversized headers as 413; RFC 6585 names 431 for them
         code, zh, en = _SANIC_ERRORS.get(status, _INTERNAL)
         if status >= 500:
             log.error("sanic error", exc_info=error)

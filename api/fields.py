@@ -9,13 +9,13 @@ from pydantic import AfterValidator, Field
 from api.validation import domain_checked
 from services import identifiers
 
-ID_NUMBER_PATTERN = r"^\d{17}[\dXx]$"
-UNIT_NUMBER_PATTERN = r"^\d{12}[GJZ][ABSXCDEFHGWY]\d{5}[FLQW][0-9A-Z]{8}$"
+ID_NUMBER_PATTERN = r"^[0-9]{17}[0-9Xx]$"
+UNIT_NUMBER_PATTERN = r"^[0-9]{12}[GJZ][ABSXCDEFHGWY][0-9]{5}[FLQW][0-9A-Z]{8}$"
 CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 
 Phone = Annotated[
     str,
-    Field(min_length=11, max_length=16, pattern=r"^(\+86)?1[3-9]\d{9}$", examples=["13900000001"]),
+    Field(min_length=11, max_length=16, pattern=r"^(\+86)?1[3-9][0-9]{9}$", examples=["13900000001"]),
     AfterValidator(domain_checked(identifiers.normalise_phone)),
 ]
 IdNumber = Annotated[

@@ -42,6 +42,7 @@ ERROR_DESCRIPTIONS = {
     403: "Signed in, but not allowed (problem+json)",
     404: "Not found, or not yours (problem+json)",
     409: "Conflicts with the current state (problem+json)",
+    415: "The body is not of a content type this operation takes (problem+json)",
     422: "Invalid input (problem+json)",
     423: "Account locked (problem+json)",
     429: "Rate limited; see Retry-After (problem+json)",
@@ -235,7 +236,7 @@ def doc(
     ]
     all_errors = set(errors) | {422} | ({401} if secured else set())
     if body is not None:
-        all_errors |= {400}
+        all_errors |= {400, 415}
     for code in sorted(all_errors):
         problem = {"application/problem+json": ref(Problem)}
         responses.append(Response(problem, status=code, description=ERROR_DESCRIPTIONS[code]))

@@ -94,6 +94,13 @@ def _print_table(report: dict[str, Any]) -> None:
             )
     for name, ratio in report.get("ratios", {}).items():
         print(f"ratio {name}: {ratio}")
+    timing = report["scenario_result"].get("timing")
+    if timing:
+        for kind in ("registered", "unregistered"):
+            t = timing[kind]
+            print(f"{kind:<14} n={t['n']} median {t['median_ms']} ms, p10 {t['p10_ms']}, p90 {t['p90_ms']}")
+        print(f"median ratio {timing['median_ratio']} (target <= {timing['target_ratio_at_most']}): "
+              f"{'met' if timing['met'] else 'NOT met'}")
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:

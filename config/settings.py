@@ -57,7 +57,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     pii_key: SecretStr = SecretStr(DEV_PII_KEY)  # base64, 32 bytes: AES-256-GCM for ID numbers at rest
     blind_index_key: SecretStr = SecretStr(DEV_SECRET + "-blind-index")
-    jwt_private_key_file: Path | None = None  # PEM, Ed25519; the embedded default derives a dev key
+    # PEM, Ed25519. Unset in the embedded profile: a random key is made for the install under
+    # key_dir (services/install_keys.py); production refuses to start without one.
+    jwt_private_key_file: Path | None = None
+    # Embedded profile: where the install's own keys are made and kept (owner-only files). Secrets
+    # left at a development default above are replaced by this install's own at start.
+    key_dir: Path = Path("var/keys")
     jwt_previous_public_key_files: list[Path] = []  # still accepted during a rotation
     jwt_issuer: str = "https://estate.example.gov.cn"
     jwt_audience: str = "estate-api"
@@ -70,7 +75,15 @@ class Settings(BaseSettings):
     otp_cooldown_s: int = 60
     otp_daily_cap_per_phone: int = 10
     otp_hourly_cap_per_ip: int = 30
-    staff_login_max_failures: int = 5
+    # Staff passwords and bank client secrets (services/auth.py): the account locks after this
+    # many wrong guesses in a row, for staff_lock_s; each address gets at most
+    # password_signin_hourly_cap_per_ip guesses an hour over all accounts.
+    staff_login_max_failures: int = Field(default=5, ge=1)
+    staff_lock_s: int = Field(default=900, ge=1)
+    password_signin_hourly_cap_per_ip: int = Field(default=60, ge=1)
+    # Clerk look-ups of a person by ID number, per clerk (services/properties.py).
+    clerk_lookups_per_minute: int = Field(default=30, ge=1)
+    clerk_lookups_per_day: int = Field(default=1000, ge=1)
 
     # External systems. Empty base URL in the embedded profile = start the simulator in-process.
     simulators_in_process: bool = True
@@ -118,6 +131,15 @@ class Settings(BaseSettings):
 
     # Properties, guardians, access log (docs/properties.md)
     guardianship_reverify_days: int = Field(default=30, ge=1)  # ask the civil registry again after this
+    # The civil registry's guardianship change feed: read before a ward read or `GET /me/wards`
+    # unless a sync that started at most this long before the request succeeded (0 = every time;
+    # concurrent reads share one call), and polled in the background every interval (0 = off).
+    guardianship_feed_max_age_s: float = Field(default=0.0, ge=0)
+    guardianship_feed_poll_interval_s: float = Field(default=30.0, ge=0)
+    guardianship_feed_page_size: int = Field(default=200, ge=1, le=1000)
+    # The other guardians get one in-app alert per (guardian, ward) per period: consecutive periods
+    # of this length counted from a Shanghai midnight (default: one Shanghai calendar day).
+    guardian_alert_period_s: int = Field(default=86400, ge=60, le=86400)
     ward_link_attempts_per_day: int = Field(default=20, ge=1)  # per guardian: the link is no ID oracle
     property_cache_ttl_s: int = Field(default=300, ge=1)  # bounds staleness if an invalidation is lost
     property_alert_hotline: str = "12345"  # named in property-change SMS; illustrative

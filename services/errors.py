@@ -156,6 +156,12 @@ class MalformedRequest(DomainError):
     title_en = "The request is malformed"
 
 
+class UnsupportedMediaType(MalformedRequest):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    title_zh = "不支持的内容类型"
+    title_en = "Unsupported media type"
+
+
 # --- properties, guardianship, access log ------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from services.errors import (
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
 
 
 def id_check_char(first17: str) -> str:
@@ -143,7 +143,8 @@ def normalise_credit_code(value: str) -> str:
 _UNIT_SHAPE = re.compile(
     r"^(?P<county>\d{6})(?P<district>\d{3})(?P<subdistrict>\d{3})"
     r"(?P<ownership>[GJZ])(?P<right>[ABSXCDEFHGWY])(?P<parcel>\d{5})"
-    r"(?P<fixture>[FLQW])(?P<fixture_unit>[0-9A-Z]{8})$"
+    r"(?P<fixture>[FLQW])(?P<fixture_unit>[0-9A-Z]{8})$",
+    re.ASCII,  # `\d` takes only 0-9, not full-width or Arabic-Indic digits
 )
 
 
@@ -234,7 +235,7 @@ def format_certificate_number(
 
 # --- phones ---------------------------------------------------------------------------------------
 
-_PHONE = re.compile(r"^1[3-9]\d{9}$")
+_PHONE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII digits only: `\d` would take ٩ and ９
 
 
 def normalise_phone(value: str) -> str:

@@ -32,6 +32,7 @@ from services.models.registry import (
     RightHolder,
 )
 from services.pii import PiiVault
+from services.ratelimit import RateLimiter, per_day, per_seconds
 from services.tokens import Principal
 
 # GB/T 2260 county codes of Shanghai's 16 districts (../shared/DOMAIN.md).
@@ -414,16 +415,23 @@ async def read_for_clerk(
     limit: int,
     vault: PiiVault,
     kv: KeyValueStore,
+    limiter: RateLimiter,
+    limits: tuple[int, int],
     cache_ttl_s: float,
     clock: Clock,
     request_id: str | None,
 ) -> dict[str, Any]:
-    """A clerk looks a person up by ID number. The answer says whether the person is in the
-    register at all (no rights is an answer too: the basis of a no-housing finding), and the read
-    is logged under the person (or, with no register row, under their ID number's blind index, so
-    they see it once they have one) with the clerk's office, the ground and the reference."""
+    """A clerk looks a person up by ID number, at most `limits` = (per minute, per day) times;
+    the limit counts per clerk, before the look-up, so parallel requests cannot pass it. The
+    answer says whether the person is in the register at all (no rights is an answer too: the
+    basis of a no-housing finding), and the read is logged under the person (or, with no register
+    row, under their ID number's blind index, so they see it once they have one) with the clerk's
+    office, the ground and the reference."""
     if purpose not in CLERK_PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
+    per_minute, per_day_ = limits
+    await limiter.hit(per_seconds(per_minute, 60), "clerk-lookup-minute", principal.subject)
+    await limiter.hit(per_day(per_day_), "clerk-lookup-day", principal.subject)
     index = vault.blind_index(id_number)
     person = await Person.get_or_none(id_number_index=index).only("id", "name")
     if person is None:

@@ -1,8 +1,13 @@
 """Access tokens: short-lived EdDSA (Ed25519) JWTs with a `kid`, verified strictly.
 
-The private key comes from a PEM file in production; the embedded default derives a stable
-development key from the secret so tokens survive a restart of the demo. Previous public keys
-stay accepted during a rotation, and all are published at /.well-known/jwks.json.
+The private key comes from a PEM file: in production the one configured; in the embedded profile,
+unless one is configured, a random key made for this install on first start and kept under
+`key_dir` with owner-only permissions (services/install_keys.py). No key is ever derived from a
+value written in the source: anyone could then sign an admin token for every install. Previous
+public keys stay accepted during a rotation, and all are published at /.well-known/jwks.json.
+
+A token's lifetime (`exp - iat`) may not exceed the configured one: a token minted with a long
+life by a leaked key or a bug would otherwise outlive every revocation horizon.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from services import install_keys
 from services.clock import Clock
 from services.errors import TokenInvalid
 
@@ -50,6 +56,7 @@ class Principal:
     organisation_id: int | None = None
     bank_code: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    session_id: str | None = None  # the refresh-token family a sign-in started; None for banks
 
 
 class TokenSigner:
@@ -78,15 +85,21 @@ class TokenSigner:
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock) -> TokenSigner:
         if settings.jwt_private_key_file:
-            loaded = serialization.load_pem_private_key(
-                Path(settings.jwt_private_key_file).read_bytes(), None
-            )
-            if not isinstance(loaded, Ed25519PrivateKey):
-                raise ValueError("the JWT private key must be an Ed25519 key")
-            private_key = loaded
+            key_file = Path(settings.jwt_private_key_file)
         else:
-            seed = hashlib.sha256(b"jwt-dev-key:" + settings.secret_key.get_secret_value().encode()).digest()
-            private_key = Ed25519PrivateKey.from_private_bytes(seed)
+            # Production refuses to start without a configured key (config/settings.py).
+            key_file = install_keys.ensure_private_key(
+                Path(settings.key_dir) / install_keys.JWT_KEY_FILE,
+                lambda: Ed25519PrivateKey.generate().private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ),
+            )
+        loaded = serialization.load_pem_private_key(key_file.read_bytes(), None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise ValueError(f"the JWT private key in {key_file} must be an Ed25519 key")
+        private_key = loaded
         previous = []
         for path in settings.jwt_previous_public_key_files:
             key = serialization.load_pem_public_key(Path(path).read_bytes())
@@ -136,6 +149,8 @@ class TokenSigner:
         return principal
 
     def _check_times(self, *, exp: int, iat: int) -> None:
+        if exp - iat > self.ttl_s + LEEWAY_S:
+            raise TokenInvalid(reason="lifetime")
         now = int(self._clock.now().timestamp())
         if exp <= now - LEEWAY_S:
             raise TokenInvalid(reason="expired")
@@ -182,6 +197,7 @@ class TokenSigner:
             organisation_id=claims.get("org"),
             bank_code=claims.get("bank"),
             scopes=frozenset(str(claims.get("scope", "")).split()),
+            session_id=claims.get("sid"),
         )
         return principal, claims["iat"]
 

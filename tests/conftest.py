@@ -8,7 +8,9 @@ both passes.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from config.settings import Settings
 from services.clock import AdjustableClock
 from services.pii import PiiVault
+from tests import factories
 from tests.support.server import RunningApp, running_app
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -77,10 +80,17 @@ def clock() -> AdjustableClock:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str | None) -> Settings:
+def settings(
+    database_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
+        # This session's own keys: nothing in the suite may rely on a key written in the source.
+        key_dir=tmp_path_factory.mktemp("keys"),
+        secret_key=secrets.token_urlsafe(32),
+        pii_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        blind_index_key=secrets.token_urlsafe(32),
         redis_url=redis_url,
         redis_key_prefix=f"estate-test-{uuid.uuid4().hex[:8]}:",
         simulators_in_process=True,
@@ -94,6 +104,8 @@ def settings(database_url: str, redis_url: str | None) -> Settings:
         external_backoff_initial_s=0.01,
         external_backoff_max_s=0.05,
         otp_cooldown_s=2,
+        # The suite signs staff in from 127.0.0.1 all day; the per-address cap has its own test.
+        password_signin_hourly_cap_per_ip=100_000,
         log_json=False,
     )
 
@@ -115,9 +127,12 @@ async def client(app: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def vault(settings: Settings) -> PiiVault:
-    return PiiVault(
+    session_vault = PiiVault(
         key_b64=settings.pii_key.get_secret_value(),
         blind_index_key=settings.blind_index_key.get_secret_value(),
     )
+    # Factories called without `vault=` must write rows the app can read.
+    factories.set_default_vault(session_vault)
+    return session_vault

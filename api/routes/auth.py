@@ -36,7 +36,7 @@ class SmsCodeAccepted(BaseModel):
 
 class CodeSignIn(_Strict):
     phone: Phone
-    code: str = Field(min_length=6, max_length=6, pattern=r"^\d{6}$")
+    code: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
 
 
 class StaffSignIn(_Strict):
@@ -94,7 +94,7 @@ def _client_ip(request: Request) -> str:
     tag="auth",
     body=SmsCodeRequest,
     ok=(202, SmsCodeAccepted),
-    errors=(429, 503),
+    errors=(429,),
     secured=False,
 )
 async def send_sms_code(request: Request) -> HTTPResponse:
@@ -127,12 +127,14 @@ async def sign_in_with_code(request: Request) -> HTTPResponse:
     tag="auth",
     body=StaffSignIn,
     ok=(200, TokenResponse),
-    errors=(401, 423),
+    errors=(401, 423, 429),
     secured=False,
 )
 async def sign_in_staff(request: Request) -> HTTPResponse:
     body = parse_json(request, StaffSignIn)
-    pair = await request.app.ctx.services.auth.sign_in_staff(username=body.username, password=body.password)
+    pair = await request.app.ctx.services.auth.sign_in_staff(
+        username=body.username, password=body.password, client_ip=_client_ip(request)
+    )
     return _token_response(pair)
 
 
@@ -143,11 +145,11 @@ async def sign_in_staff(request: Request) -> HTTPResponse:
     body=ClientCredentials,
     body_content_types=("application/x-www-form-urlencoded", "application/json"),
     ok=(200, TokenResponse),
-    errors=(401,),
+    errors=(401, 423, 429),
     secured=False,
 )
 async def client_token(request: Request) -> HTTPResponse:
-    body = parse_json(request, ClientCredentials)
+    body = parse_json(request, ClientCredentials, forms=True)
     client_id, client_secret = body.client_id, body.client_secret
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
@@ -158,7 +160,7 @@ async def client_token(request: Request) -> HTTPResponse:
     if not client_id or not client_secret:
         raise AuthenticationFailed(reason="invalid_client")
     pair = await request.app.ctx.services.auth.sign_in_client(
-        client_id=client_id, client_secret=client_secret, scope=body.scope
+        client_id=client_id, client_secret=client_secret, scope=body.scope, client_ip=_client_ip(request)
     )
     return _token_response(pair)
 
@@ -179,7 +181,7 @@ async def refresh(request: Request) -> HTTPResponse:
 
 @bp.post("/logout")
 @doc(
-    summary="Revoke this access token and its refresh-token family",
+    summary="Sign out: revoke this access token and end its sign-in (refresh family and its tokens)",
     tag="auth",
     body=LogoutRequest,
     body_required=False,

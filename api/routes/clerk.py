@@ -64,7 +64,7 @@ class ClerkPropertyPage(BaseModel):
     tag="clerk",
     body=ClerkPropertyQuery,
     ok=(200, ClerkPropertyPage),
-    errors=(403,),
+    errors=(403, 429),
 )
 @requires("clerk")
 async def property_query(request: Request) -> HTTPResponse:
@@ -80,6 +80,8 @@ async def property_query(request: Request) -> HTTPResponse:
         limit=body.limit,
         vault=s.vault,
         kv=s.kv,
+        limiter=s.limiter,
+        limits=(s.settings.clerk_lookups_per_minute, s.settings.clerk_lookups_per_day),
         cache_ttl_s=s.settings.property_cache_ttl_s,
         clock=s.clock,
         request_id=getattr(request.ctx, "request_id", None),

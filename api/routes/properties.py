@@ -78,7 +78,9 @@ async def person_id_of(request: Request) -> int:
 class PropertyQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    district_code: str | None = Field(default=None, pattern=r"^\d{6}$", description="GB/T 2260, e.g. 310115")
+    district_code: str | None = Field(
+        default=None, pattern=r"^[0-9]{6}$", description="GB/T 2260, e.g. 310115"
+    )
     right_type: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$", examples=["house_ownership"])
     include_historical: bool = Field(default=False, description="also rights I held before a transfer")
     cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")

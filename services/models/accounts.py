@@ -1,4 +1,9 @@
-"""Sign-in state: staff accounts, bank API clients, one-time codes and refresh tokens."""
+"""Sign-in state: staff accounts, bank API clients, one-time codes, refresh tokens, revocations.
+
+Accounts with a secret count failed attempts (`failed_logins`, reserved before each check, see
+services/auth.py) and lock until `locked_until`; `last_attempt_at` lets a count left behind by a
+crash clear itself after a quiet lock period. Phones appear only as their blind index.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ class StaffUser(Model):
     role = fields.CharField(max_length=16)  # clerk | admin
     office_code = fields.CharField(max_length=16, null=True)
     active = fields.BooleanField(default=True)
-    failed_logins = fields.IntField(default=0)
+    failed_logins = fields.IntField(default=0, db_default=0)  # db_default: rows older than 0004
     locked_until = fields.DatetimeField(null=True)
+    last_attempt_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -33,6 +39,9 @@ class ApiClient(Model):
     bank_code = fields.CharField(max_length=32)
     scopes = fields.CharField(max_length=256)
     active = fields.BooleanField(default=True)
+    failed_logins = fields.IntField(default=0, db_default=0)  # db_default: rows older than 0004
+    locked_until = fields.DatetimeField(null=True)
+    last_attempt_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -41,7 +50,8 @@ class ApiClient(Model):
 
 class OtpChallenge(Model):
     id = fields.BigIntField(primary_key=True)
-    phone = fields.CharField(max_length=16, db_index=True)
+    phone_index = fields.CharField(max_length=64, db_index=True)  # PiiVault.blind_index(phone, "phone")
+    request_key = fields.CharField(max_length=64, unique=True)  # the outbox message that made it
     code_hash = fields.CharField(max_length=64)
     expires_at = fields.DatetimeField()
     attempts = fields.IntField(default=0)
@@ -66,3 +76,13 @@ class RefreshToken(Model):
 
     class Meta:
         table = "refresh_token"
+
+
+# A revoked access token (`jti:<id>`) or sign-in (`sid:<refresh family>`), kept until the last
+# token it covers has expired. Requests read the copy in the key-value store (services/auth.py).
+class RevokedToken(Model):
+    key = fields.CharField(max_length=96, primary_key=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "revoked_token"

@@ -8,18 +8,14 @@ services/registry_changes.py, as production code must.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import jwt
 
 from services.clock import local_today
 from services.models.registry import Person
-
-_token_ids = itertools.count(1)
 
 
 def years_ago(today: date, years: int, plus_days: int = 0) -> date:
@@ -33,15 +29,36 @@ def years_ago(today: date, years: int, plus_days: int = 0) -> date:
 # --- signing in ----------------------------------------------------------------------------------
 
 
-async def sign_in_by_sms(client: httpx.AsyncClient, app: Any, phone: str) -> dict[str, str]:
-    """The real flow: a code through the SMS simulator, exchanged for tokens."""
+async def login_codes(app: Any, phone: str) -> list[str]:
+    """The sign-in codes the SMS simulator holds for `phone`, newest first."""
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{app.services.settings.sms_gateway_url}/messages", params={"phone": phone})
+    return [str(m["params"]["code"]) for m in r.json() if m["template"] == "login_code"]
+
+
+async def wait_for_new_code(app: Any, phone: str, *, seen: int, timeout_s: float = 10.0) -> str:
+    """The newest code once more than `seen` have arrived: the outbox worker sends it after the
+    202, so it arrives a moment later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        codes = await login_codes(app, phone)
+        if len(codes) > seen:
+            return codes[0]
+        assert time.monotonic() < deadline, f"no new sign-in code for {phone} within {timeout_s} s"
+        await asyncio.sleep(0.02)
+
+
+async def request_code(client: httpx.AsyncClient, app: Any, phone: str) -> str:
+    """Ask for a sign-in code over HTTP and read it from the SMS simulator."""
+    seen = len(await login_codes(app, phone))
     r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone})
     assert r.status_code == 202, r.text
-    async with httpx.AsyncClient() as c:
-        messages = (
-            await c.get(f"{app.services.settings.sms_gateway_url}/messages", params={"phone": phone})
-        ).json()
-    code = next(m["params"]["code"] for m in messages if m["template"] == "login_code")
+    return await wait_for_new_code(app, phone, seen=seen)
+
+
+async def sign_in_by_sms(client: httpx.AsyncClient, app: Any, phone: str) -> dict[str, str]:
+    """The real flow: a code through the SMS simulator, exchanged for tokens."""
+    code = await request_code(client, app, phone)
     r = await client.post("/api/v1/auth/tokens", json={"phone": phone, "code": code})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -50,27 +67,11 @@ async def sign_in_by_sms(client: httpx.AsyncClient, app: Any, phone: str) -> dic
 def citizen_headers(app: Any, person: Person) -> dict[str, str]:
     """A citizen's access token as sign-in issues it, without spending the per-IP SMS quota.
 
-    Once a test has moved the app clock forward, the token's `iat` is set to the real time: PyJWT
-    rejects a token "issued in the future" by the wall clock, while services/tokens.py checks
-    expiry against the app clock, so only such a token works on both clocks.
+    Issued on the app's clock, which a test may have moved: services/tokens.py checks every time
+    against that clock, and PyJWT's own wall-clock checks are off there.
     """
     signer = app.services.signer
-    claims = {"pid": person.id}
-    app_now = app.services.clock.now()
-    if app_now <= datetime.now(UTC) + timedelta(seconds=2):
-        token, _ = signer.issue(subject=f"person:{person.id}", role="citizen", claims=claims)
-    else:
-        payload = {
-            **claims,
-            "iss": app.services.settings.jwt_issuer,
-            "aud": app.services.settings.jwt_audience,
-            "sub": f"person:{person.id}",
-            "role": "citizen",
-            "iat": int(time.time()),
-            "exp": int(app_now.timestamp()) + signer.ttl_s,
-            "jti": f"test-{next(_token_ids)}",
-        }
-        token = jwt.encode(payload, signer._private_key, algorithm="EdDSA", headers={"kid": signer.kid})
+    token, _ = signer.issue(subject=f"person:{person.id}", role="citizen", claims={"pid": person.id})
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -1,0 +1,156 @@
+"""Keys of an embedded install: made at random on first start, kept under `key_dir`.
+
+The embedded profile runs with no configuration, so it cannot ask for keys; deriving them from a
+value written in the source would give every install the same keys, and anyone who read the
+source could sign an admin token for all of them (issue 8, item 5). Instead each install makes its
+own on first start:
+
+- `jwt-ed25519.pem`: the access-token signing key, unless `ESTATE_JWT_PRIVATE_KEY_FILE` is set;
+- `install-secrets.json`: the OTP/HMAC secret, the PII encryption key and the blind-index key,
+  each only where the setting was left at its published development default.
+
+Invariants: a key file is created with `O_CREAT | O_EXCL` and mode 0600 inside a 0700 directory,
+so two processes starting at once end up with one key (the loser reads the winner's file); a key
+file that group or others may read is refused, not used; nothing is ever derived from a constant.
+
+One exception keeps old demo data readable: an install whose SQLite database was written before
+this module existed holds ID numbers encrypted under the published development keys. For it the
+PII and blind-index keys stay the development ones (recorded in the secrets file, with a warning
+at start) until the database is deleted and seeded again. Production never gets here: it refuses
+to start with any development default (config/settings.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from config.settings import DEV_PII_KEY, DEV_SECRET, Profile
+
+log = logging.getLogger("estate.install_keys")
+
+JWT_KEY_FILE = "jwt-ed25519.pem"
+SECRETS_FILE = "install-secrets.json"
+_DEV_BLIND_INDEX_KEY = DEV_SECRET + "-blind-index"
+
+
+class KeyFileError(RuntimeError):
+    """A key file exists but must not be used (readable by others, unreadable, malformed)."""
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{path} may be read by other users (mode {stat.filemode(mode)}); "
+            f"run `chmod 600 {path}` or remove it to have a new key made"
+        )
+
+
+def _create_exclusive(path: Path, content: bytes) -> bool:
+    """Write `content` to a new owner-only file; False if the file exists already."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as out:
+        out.write(content)
+        out.flush()
+        os.fsync(out.fileno())
+    return True
+
+
+def ensure_private_key(path: Path, make: Callable[[], bytes]) -> Path:
+    """The key file at `path`, made with `make()` if there is none yet."""
+    _private_dir(path.parent)
+    if _create_exclusive(path, make()):
+        log.info("made a new install key", extra={"path": str(path)})
+    _check_private(path)
+    return path
+
+
+def _fresh_secrets() -> dict[str, str]:
+    return {
+        "secret_key": secrets.token_urlsafe(48),
+        "pii_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "blind_index_key": secrets.token_urlsafe(48),
+    }
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    _check_private(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise KeyFileError(f"{path} is not a readable install-secrets file: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in _fresh_secrets()):
+        raise KeyFileError(f"{path} lacks one of {sorted(_fresh_secrets())}")
+    return data
+
+
+def install_secrets(key_dir: Path, *, legacy_database: bool) -> dict[str, str]:
+    """This install's secrets, made on first call. `legacy_database`: a database written under
+    the development PII keys exists already, so those two keys are kept (see the module doc)."""
+    path = key_dir / SECRETS_FILE
+    _private_dir(key_dir)
+    fresh = _fresh_secrets()
+    if legacy_database:
+        fresh |= {"pii_key": DEV_PII_KEY, "blind_index_key": _DEV_BLIND_INDEX_KEY, "legacy": "dev-pii-keys"}
+    if _create_exclusive(path, json.dumps(fresh, indent=2).encode()):
+        log.info("made new install secrets", extra={"path": str(path)})
+    data = _read_secrets(path)
+    if data.get("legacy"):
+        log.warning(
+            "this install's database was written under the published development PII keys; "
+            "delete it and start again (the demo is seeded anew) to encrypt under a key of its own",
+            extra={"path": str(path)},
+        )
+    return data
+
+
+def _sqlite_file(database_url: str) -> Path | None:
+    if not database_url.startswith("sqlite://"):
+        return None
+    name = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    return None if name in ("", ":memory:") else Path(name)
+
+
+def with_install_secrets(settings: Any) -> Any:
+    """`settings` with every secret left at its development default replaced by this install's
+    own. Explicitly configured values always win; production is never changed (it refuses the
+    defaults outright)."""
+    if settings.profile is not Profile.EMBEDDED:
+        return settings
+    defaults = {
+        "secret_key": DEV_SECRET,
+        "pii_key": DEV_PII_KEY,
+        "blind_index_key": _DEV_BLIND_INDEX_KEY,
+    }
+    left_default = [
+        name for name, dev in defaults.items() if getattr(settings, name).get_secret_value() == dev
+    ]
+    if not left_default:
+        return settings
+    database = _sqlite_file(settings.database_url)
+    key_dir = Path(settings.key_dir)
+    legacy = (
+        not (key_dir / SECRETS_FILE).exists()
+        and database is not None
+        and database.exists()
+        and database.stat().st_size > 0
+    )
+    own = install_secrets(key_dir, legacy_database=legacy)
+    return settings.model_copy(update={name: SecretStr(own[name]) for name in left_default})
