@@ -20,7 +20,7 @@ from api.routes import me as me_routes
 from api.routes import messages as messages_routes
 from api.routes import properties as properties_routes
 from api.routes import wards as wards_routes
-from api.worker import run_outbox_worker
+from api.worker import run_guardianship_feed_poller, run_outbox_worker
 from config.settings import Settings, load_settings
 from services.clock import Clock
 
@@ -90,6 +90,11 @@ def create_app(
         observability.settle_heap()
         if services.settings.outbox_in_process:
             task = asyncio.get_running_loop().create_task(run_outbox_worker(services), name="outbox-worker")
+            services.background.append(task)
+        if services.settings.guardianship_feed_poll_interval_s > 0:
+            task = asyncio.get_running_loop().create_task(
+                run_guardianship_feed_poller(services), name="guardianship-feed-poller"
+            )
             services.background.append(task)
 
     @app.after_server_stop

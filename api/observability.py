@@ -20,8 +20,16 @@ from api.openapi import doc
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-# Anything that looks like a resident ID number is masked before a log line is written.
+# Anything that looks like a resident ID number or a mainland mobile number is masked before a log
+# line is written (services.identifiers' display masks: 1101**********1239, 139****0001).
 _ID_NUMBER = re.compile(r"(?<![0-9])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9])")
+_MOBILE = re.compile(r"(?<![0-9])(1[3-9]\d)\d{4}(\d{4})(?![0-9])")
+# Attributes every LogRecord has; anything else on a record came in through `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def mask_personal_numbers(text: str) -> str:
+    return _MOBILE.sub(r"\1****\2", _ID_NUMBER.sub(r"\1**********\2", text))
 
 HTTP_REQUESTS = Counter("estate_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
@@ -65,12 +73,15 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
             record.request_id = request_id_var.get()
-        record.msg = _ID_NUMBER.sub(r"\1**********\2", str(record.msg))
+        record.msg = mask_personal_numbers(str(record.msg))
         if record.args:
             record.args = tuple(
-                _ID_NUMBER.sub(r"\1**********\2", a) if isinstance(a, str) else a
+                mask_personal_numbers(a) if isinstance(a, str) else a
                 for a in (record.args if isinstance(record.args, tuple) else (record.args,))
             )
+        for name, value in list(vars(record).items()):
+            if isinstance(value, str) and name not in _RECORD_ATTRIBUTES:
+                setattr(record, name, mask_personal_numbers(value))
         return True
 
 

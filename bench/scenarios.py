@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN_CACHE_DIR = ROOT / "var" / "bench"
 START_TIMEOUT_S = 30.0
 _PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-_PERSON_PHONES = "SELECT phone FROM person WHERE phone IS NOT NULL ORDER BY id LIMIT {limit:d}"
+_PERSON_PHONES = "SELECT phone_enc FROM person WHERE phone_enc IS NOT NULL ORDER BY id LIMIT {limit:d}"
 
 
 @dataclass
@@ -73,7 +73,32 @@ async def measure(
 
 async def _phones_from_database(database_url: str, limit: int) -> list[str]:
     """Phones of real-name persons, read from the API's database (read-only)."""
-    sql = _PERSON_PHONES.format(limit=limit)
+    tokens = await _first_column(database_url, _PERSON_PHONES.format(limit=limit))
+    return _decrypt_phones(database_url, tokens)
+
+
+def _decrypt_phones(database_url: str, tokens: list[str]) -> list[str]:
+    """Phones are stored encrypted (docs/decisions/0002-personal-data-at-rest.md): read them with
+    the keys the API runs with, from the same environment (.env, an embedded install's key files)."""
+    if not tokens:
+        return []
+    from cryptography.exceptions import InvalidTag
+
+    from config.settings import load_settings
+    from services.install_keys import with_install_secrets
+    from services.pii import PiiVault
+
+    vault = PiiVault.from_settings(with_install_secrets(load_settings(database_url=database_url)))
+    try:
+        return [vault.decrypt_phone(token) for token in tokens]
+    except (InvalidTag, ValueError):
+        raise SystemExit(
+            "the phones in the database do not decrypt with this environment's keys: run the bench "
+            "with the API's ESTATE_PII_KEY, or pass --phones-file"
+        ) from None
+
+
+async def _first_column(database_url: str, sql: str) -> list[str]:
     if database_url.startswith("sqlite://"):
         path = ROOT / database_url.removeprefix("sqlite://")
         if not path.exists():
@@ -316,11 +341,11 @@ async def ceiling(opts: Options) -> dict[str, Any]:
 
 # Citizens holding 1 to 5 current rights: the ordinary owner the list is built for.
 _HOLDER_PHONES = """
-SELECT p.phone FROM person p
+SELECT p.phone_enc FROM person p
   JOIN right_holder h ON h.person_id = p.id
   JOIN "right" r ON r.id = h.right_id AND r.status = 'current'
- WHERE p.phone IS NOT NULL
- GROUP BY p.id, p.phone
+ WHERE p.phone_enc IS NOT NULL
+ GROUP BY p.id, p.phone_enc
 HAVING COUNT(*) BETWEEN 1 AND 5
  ORDER BY p.id
  LIMIT {limit:d}
@@ -328,20 +353,8 @@ HAVING COUNT(*) BETWEEN 1 AND 5
 
 
 async def _holder_phones(database_url: str, limit: int) -> list[str]:
-    sql = _HOLDER_PHONES.format(limit=limit)
-    if database_url.startswith("sqlite://"):
-        path = ROOT / database_url.removeprefix("sqlite://")
-        if not path.exists():
-            return []
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            return [row[0] for row in db.execute(sql)]
-    import asyncpg
-
-    conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
-    try:
-        return [row[0] for row in await conn.fetch(sql)]
-    finally:
-        await conn.close()
+    tokens = await _first_column(database_url, _HOLDER_PHONES.format(limit=limit))
+    return _decrypt_phones(database_url, tokens)
 
 
 async def my_properties(opts: Options) -> dict[str, Any]:
@@ -374,8 +387,16 @@ async def my_properties(opts: Options) -> dict[str, Any]:
     return {"setup": setup, "runs": {"GET /api/v1/me/properties": run}}
 
 
+async def otp_timing(opts: Options) -> dict[str, Any]:
+    """Sign-in code requests, registered and unregistered phones interleaved: equal medians?"""
+    from bench.otp_timing import run
+
+    return await run(opts)
+
+
 SCENARIOS: dict[str, Callable[[Options], Awaitable[dict[str, Any]]]] = {
     "signin-me": signin_me,
+    "otp-timing": otp_timing,
     "ceiling": ceiling,
     "my-properties": my_properties,
 }

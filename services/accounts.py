@@ -1,17 +1,23 @@
-"""Who am I: the profile of the signed-in principal, masked as the caller sees it."""
+"""Who am I: the profile of the signed-in principal, masked as the caller sees it.
+
+A citizen sees their own ID number and phone masked. Neither is stored in clear nor masked
+(services/models/registry.py says why), so both are decrypted here and masked for the response;
+the full values never leave this function.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from services.errors import NotFound
-from services.identifiers import mask_phone
+from services.identifiers import mask_id_number, mask_phone
 from services.models.accounts import ApiClient, StaffUser
 from services.models.registry import Organisation, Person
+from services.pii import PiiVault
 from services.tokens import Principal
 
 
-async def profile(principal: Principal) -> dict[str, Any]:
+async def profile(principal: Principal, *, vault: PiiVault) -> dict[str, Any]:
     base: dict[str, Any] = {"subject": principal.subject, "role": principal.role}
     if principal.role == "citizen":
         person = await Person.get_or_none(id=principal.person_id)
@@ -20,8 +26,8 @@ async def profile(principal: Principal) -> dict[str, Any]:
         return {
             **base,
             "name": person.name,
-            "id_number": person.id_number_masked,
-            "phone": mask_phone(person.phone) if person.phone else None,
+            "id_number": mask_id_number(vault.decrypt(person.id_number_enc)),
+            "phone": mask_phone(vault.decrypt_phone(person.phone_enc)) if person.phone_enc else None,
         }
     if principal.role in ("clerk", "admin"):
         staff = await StaffUser.get_or_none(id=int(principal.subject.split(":", 1)[1]))

@@ -3,28 +3,36 @@
 A minor's personal information is sensitive (PIPL art. 28), so access is narrow and visible:
 - a link exists only after the civil registry confirmed the guardianship, and only while the
   ward is under 18 (by the birth date in the ID number, Shanghai's calendar day);
-- a link verified longer ago than `reverify_days` is verified again before the next read; a
-  refusal suspends it, an unreachable registry refuses the read (503) rather than trusting an
-  old answer;
+- before a ward read the registry's guardianship change feed is synced (services/
+  guardianship_feed.py); a link whose pair the feed named since its last verification, or
+  verified longer ago than `reverify_days`, is verified again before the read; an unreachable
+  registry refuses the read (503) rather than trusting an old answer;
+- any refusal the registry gives for a (guardian, ward) pair, on a read, a link attempt or a
+  background re-verification, suspends the pair's active link in one conditional update
+  (ward of age: ends it), so the next read is 404 and `GET /me/wards` says so;
+- a guardian can end their own link (`end_link`); linking again verifies with the registry again;
 - every failure to reach a ward's data is the same NotFound: not linked, suspended, ended, or
   someone else's ward, so ward ids say nothing to a prober;
-- every read tells the ward's other linked guardians (in-app always, SMS at most once a day
-  per guardian and ward) and is written to the access log under the ward.
+- every read tells the ward's other linked guardians, coalesced per (guardian, ward, period)
+  (services/guardian_alerts.py), and is written to the access log under the ward.
+
+The ward's ID number is stored only encrypted (plus a blind index); the masked form is computed
+from it for the linked guardian. Messages to the other guardian name the ward by masked name.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
+from tortoise.expressions import F
 
 from integrations.civil_registry.base import CivilRegistry
 from integrations.errors import IntegrationError, RequestRejected
-from services import audit
+from services import audit, guardian_alerts
 from services.clock import SHANGHAI, Clock, local_today
 from services.errors import (
     GuardianshipNotVerified,
@@ -33,22 +41,20 @@ from services.errors import (
     WardIsSelf,
     WardNotMinor,
 )
+from services.guardianship_feed import GuardianshipFeed
 from services.identifiers import eighteenth_birthday, mask_id_number, mask_name
 from services.kv import KeyValueStore
-from services.messages import GUARDIAN_QUERY, post_message
-from services.models.guardianship import GuardianshipLink
+from services.models.guardianship import ACTIVE, ENDED, SUSPENDED, GuardianshipLink
 from services.models.registry import Person
-from services.outbox import enqueue
-from services.outbox_handlers import SMS_SEND
 from services.pii import PiiVault
 from services.properties import PropertyFilters, cached_properties, property_detail
 from services.ratelimit import RateLimiter, per_day
 
-ACTIVE = "active"
-SUSPENDED = "suspended"
-ENDED = "ended"
+log = logging.getLogger("estate.guardianship")
+
 WARD_OF_AGE = "WARD_OF_AGE"
-QUERY_ALERT_TEMPLATE = "guardian_query_alert"
+NOT_VERIFIED = "NOT_VERIFIED"
+ENDED_BY_GUARDIAN = "ENDED_BY_GUARDIAN"
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,13 @@ async def _verify(civil_registry: CivilRegistry, guardian_id_number: str, ward_i
     return Verdict(check.verified, check.relation, None if check.verified else check.reason)
 
 
-def _ward_view(link: GuardianshipLink, ward_name: str | None, today: date) -> dict[str, Any]:
+def _ward_view(
+    link: GuardianshipLink, ward_id_number: str, ward_name: str | None, today: date
+) -> dict[str, Any]:
     status = ENDED if link.status == ACTIVE and today >= link.access_ends_on else link.status
     return {
         "ward_id": link.id,
-        "id_number": link.ward_id_number_masked,
+        "id_number": mask_id_number(ward_id_number),
         "name": mask_name(ward_name) if ward_name else None,
         "relation": link.relation,
         "status": status,
@@ -114,13 +122,17 @@ async def link_ward(
     if today >= ends_on:
         raise WardNotMinor(field="id_number")
     await limiter.hit(per_day(attempts_per_day), "ward-link", str(guardian_person_id))
+    index = vault.blind_index(ward_id_number)
+    existing = await GuardianshipLink.get_or_none(guardian_id=guardian.id, ward_id_number_index=index)
+    pending = existing.changes_reported if existing is not None else 0
     verdict = await _verify(civil_registry, guardian_id_number, ward_id_number)
     if not verdict.verified:
+        # The registry's no also stops the link this guardian already has for this ward.
+        await _stop_pair(guardian.id, index, verdict, clock.now())
         if verdict.reason == WARD_OF_AGE:
             raise WardNotMinor(field="id_number")
         raise GuardianshipNotVerified()
 
-    index = vault.blind_index(ward_id_number)
     ward = await Person.get_or_none(id_number_index=index).only("id", "name")
     now = clock.now()
     values: dict[str, Any] = {
@@ -132,33 +144,140 @@ async def link_ward(
         "suspended_reason": None,
         "access_ends_on": ends_on,
     }
-    link = await GuardianshipLink.get_or_none(guardian_id=guardian.id, ward_id_number_index=index)
+    link = existing
     if link is None:
         try:
+            # One pending change: a feed entry for this pair processed between the registry's
+            # answer and this insert found no row to flag, so the first read verifies again.
             link = await GuardianshipLink.create(
                 guardian_id=guardian.id,
                 ward_id_number_enc=vault.encrypt(ward_id_number),
                 ward_id_number_index=index,
-                ward_id_number_masked=mask_id_number(ward_id_number),
                 linked_at=now,
+                changes_reported=1,
+                changes_verified=0,
                 **values,
             )
-            return _ward_view(link, ward.name if ward else None, today)
+            return _ward_view(link, ward_id_number, ward.name if ward else None, today)
         except IntegrityError:  # the same link, created concurrently: renew it below
             link = await GuardianshipLink.get(guardian_id=guardian.id, ward_id_number_index=index)
+            pending = 0
     await GuardianshipLink.filter(id=link.id).update(**values)
+    await _record_verified(link.id, pending)
     await link.refresh_from_db()
-    return _ward_view(link, ward.name if ward else None, today)
+    return _ward_view(link, ward_id_number, ward.name if ward else None, today)
 
 
-async def list_wards(*, guardian_person_id: int, clock: Clock) -> list[dict[str, Any]]:
+async def list_wards(
+    *,
+    guardian_person_id: int,
+    vault: PiiVault,
+    civil_registry: CivilRegistry,
+    feed: GuardianshipFeed,
+    clock: Clock,
+) -> list[dict[str, Any]]:
+    """The guardian's links. The feed is synced and links it flagged are verified again first, so
+    a withdrawn guardianship shows `suspended`; when the registry cannot be reached, the last
+    known state is shown (this list reveals nothing about the minor)."""
+    try:
+        await feed.ensure_fresh()
+        await reverify_flagged(
+            vault=vault, civil_registry=civil_registry, clock=clock, guardian_person_id=guardian_person_id
+        )
+    except UpstreamUnavailable:
+        log.warning("ward list shows the last known link states: the civil registry is unavailable")
     links = (
         await GuardianshipLink.filter(guardian_id=guardian_person_id)
         .order_by("id")
         .select_related("ward_person")
     )
     today = local_today(clock)
-    return [_ward_view(link, link.ward_person.name if link.ward_person else None, today) for link in links]
+    return [
+        _ward_view(
+            link,
+            vault.decrypt(link.ward_id_number_enc),
+            link.ward_person.name if link.ward_person else None,
+            today,
+        )
+        for link in links
+    ]
+
+
+async def end_link(*, guardian_person_id: int, link_id: int, clock: Clock) -> None:
+    """The guardian ends their own link (idempotent). Someone else's link is NotFound. The row
+    stays, `ended` with reason ENDED_BY_GUARDIAN, as the link's history; linking the ward again
+    asks the civil registry again."""
+    link = await GuardianshipLink.get_or_none(id=link_id, guardian_id=guardian_person_id).only("id")
+    if link is None:
+        raise NotFound(ward_id=link_id)
+    ended = await GuardianshipLink.filter(id=link.id, status__in=(ACTIVE, SUSPENDED)).update(
+        status=ENDED, suspended_at=clock.now(), suspended_reason=ENDED_BY_GUARDIAN
+    )
+    if ended:
+        log.info(
+            "guardian ended ward link %s",
+            link.id,
+            extra={"event": "guardianship_link_ended", "ward_id": link.id, "guardian": guardian_person_id},
+        )
+
+
+# --- verification outcomes -----------------------------------------------------------------------
+
+
+async def _stop_pair(guardian_id: int, ward_index: str, verdict: Verdict, now: datetime) -> int:
+    """A refusal from the registry for (guardian, ward): suspend (ward of age: end) the pair's
+    active link, whichever request or worker heard it. Conditional on `active`, so it never
+    revives or rewrites a link already stopped."""
+    stopped = await GuardianshipLink.filter(
+        guardian_id=guardian_id, ward_id_number_index=ward_index, status=ACTIVE
+    ).update(
+        status=ENDED if verdict.reason == WARD_OF_AGE else SUSPENDED,
+        suspended_at=now,
+        suspended_reason=verdict.reason or NOT_VERIFIED,
+    )
+    if stopped:
+        log.info(
+            "civil registry refused a guardianship: %d link(s) stopped",
+            stopped,
+            extra={"event": "guardianship_link_suspended", "reason": verdict.reason or NOT_VERIFIED},
+        )
+    return stopped
+
+
+async def _record_verified(link_id: int, pending: int) -> None:
+    """The registry confirmed the link covering `pending` reported changes (read before asking)."""
+    await GuardianshipLink.filter(id=link_id, changes_verified__lt=pending).update(changes_verified=pending)
+
+
+async def reverify_flagged(
+    *,
+    vault: PiiVault,
+    civil_registry: CivilRegistry,
+    clock: Clock,
+    guardian_person_id: int | None = None,
+    limit: int = 100,
+) -> int:
+    """Verify again active links the feed flagged (one guardian's, or any), suspending those the
+    registry refuses; stops at the first unreachable answer (UpstreamUnavailable). Returns how
+    many were stopped."""
+    query = GuardianshipLink.filter(status=ACTIVE, changes_reported__gt=F("changes_verified"))
+    if guardian_person_id is not None:
+        query = query.filter(guardian_id=guardian_person_id)
+    stopped = 0
+    for link in await query.order_by("id").limit(limit).select_related("guardian"):
+        pending = link.changes_reported
+        verdict = await _verify(
+            civil_registry,
+            vault.decrypt(link.guardian.id_number_enc),
+            vault.decrypt(link.ward_id_number_enc),
+        )
+        now = clock.now()
+        if not verdict.verified:
+            stopped += await _stop_pair(link.guardian.id, link.ward_id_number_index, verdict, now)
+            continue
+        await GuardianshipLink.filter(id=link.id, status=ACTIVE).update(verified_at=now)
+        await _record_verified(link.id, pending)
+    return stopped
 
 
 # --- opening a ward's data -----------------------------------------------------------------------
@@ -172,35 +291,42 @@ class WardAccess:
     ward_index: str
 
 
+async def _active_link(guardian_person_id: int, link_id: int) -> GuardianshipLink:
+    link = await GuardianshipLink.get_or_none(id=link_id, guardian_id=guardian_person_id)
+    if link is None or link.status != ACTIVE:
+        raise NotFound(ward_id=link_id)
+    return link
+
+
 async def open_ward(
     *,
     guardian_person_id: int,
     link_id: int,
     vault: PiiVault,
     civil_registry: CivilRegistry,
+    feed: GuardianshipFeed,
     clock: Clock,
     reverify_days: int,
 ) -> WardAccess:
-    link = await GuardianshipLink.get_or_none(id=link_id, guardian_id=guardian_person_id)
-    if link is None or link.status != ACTIVE:
-        raise NotFound(ward_id=link_id)
+    await _active_link(guardian_person_id, link_id)  # strangers learn nothing, not even a 503
+    await feed.ensure_fresh()  # fail closed: UpstreamUnavailable
+    link = await _active_link(guardian_person_id, link_id)  # as the sync left it
     if local_today(clock) >= link.access_ends_on:
         await GuardianshipLink.filter(id=link.id, status=ACTIVE).update(status=ENDED)
         raise NotFound(ward_id=link_id)
     guardian = await Person.get(id=guardian_person_id)
     now = clock.now()
-    if now - link.verified_at >= timedelta(days=reverify_days):
+    pending = link.changes_reported
+    if pending > link.changes_verified or now - link.verified_at >= timedelta(days=reverify_days):
         verdict = await _verify(
             civil_registry, vault.decrypt(guardian.id_number_enc), vault.decrypt(link.ward_id_number_enc)
         )
         if not verdict.verified:
-            await GuardianshipLink.filter(id=link.id, status=ACTIVE).update(
-                status=ENDED if verdict.reason == WARD_OF_AGE else SUSPENDED,
-                suspended_at=now,
-                suspended_reason=verdict.reason or "NOT_VERIFIED",
-            )
+            await _stop_pair(guardian.id, link.ward_id_number_index, verdict, now)
             raise NotFound(ward_id=link_id)
-        await GuardianshipLink.filter(id=link.id).update(verified_at=now)
+        if not await GuardianshipLink.filter(id=link.id, status=ACTIVE).update(verified_at=now):
+            raise NotFound(ward_id=link_id)  # stopped meanwhile by another refusal or the guardian
+        await _record_verified(link.id, pending)
     ward_person_id = link.ward_person_id  # type: ignore[attr-defined]
     if ward_person_id is None:
         # The minor may have entered the register since the link was made.
@@ -209,58 +335,6 @@ async def open_ward(
             ward_person_id = ward.id
             await GuardianshipLink.filter(id=link.id).update(ward_person_id=ward.id)
     return WardAccess(link, guardian, ward_person_id, link.ward_id_number_index)
-
-
-async def notify_other_guardians(*, access: WardAccess, what: str, clock: Clock, hotline: str) -> int:
-    """Tell every other actively linked guardian of the ward: an in-app message each time, an SMS
-    at most once per Shanghai day per (guardian, ward). The once-a-day rule is a conditional
-    update of that guardian's link (`last_alert_sms_on < today`), so of two concurrent reads
-    only one wins the SMS. Returns how many guardians were told."""
-    today = local_today(clock)
-    others = [
-        link
-        for link in await GuardianshipLink.filter(ward_id_number_index=access.ward_index, status=ACTIVE)
-        .exclude(guardian_id=access.guardian.id)
-        .select_related("guardian")
-        if today < link.access_ends_on
-    ]
-    if not others:
-        return 0
-    now = clock.now()
-    when = now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    reader = mask_name(access.guardian.name)
-    ward = access.link.ward_id_number_masked
-    async with in_transaction() as conn:
-        for other in others:
-            await post_message(
-                person_id=other.guardian.id,
-                kind=GUARDIAN_QUERY,
-                title="监护人查询提醒",
-                body=f"您监护的未成年人（身份证号{ward}）的不动产信息于{when}被其另一监护人{reader}查询。",
-                data={"ward_id": other.id, "reader": reader, "what": what},
-                clock=clock,
-                connection=conn,
-            )
-            won = (
-                await GuardianshipLink.filter(
-                    Q(id=other.id) & (Q(last_alert_sms_on__isnull=True) | Q(last_alert_sms_on__lt=today))
-                )
-                .using_db(conn)
-                .update(last_alert_sms_on=today)
-            )
-            if won == 1 and other.guardian.phone:
-                await enqueue(
-                    topic=SMS_SEND,
-                    payload={
-                        "phone": other.guardian.phone,
-                        "template": QUERY_ALERT_TEMPLATE,
-                        "params": {"ward": ward, "time": when, "guardian": reader, "hotline": hotline},
-                    },
-                    idempotency_key=f"guardian-query-alert:{other.id}:{today.isoformat()}",
-                    connection=conn,
-                    clock=clock,
-                )
-    return len(others)
 
 
 # --- the use cases the routes call ----------------------------------------------------------------
@@ -279,11 +353,13 @@ async def read_ward_properties(
     limit: int,
     vault: PiiVault,
     civil_registry: CivilRegistry,
+    feed: GuardianshipFeed,
     kv: KeyValueStore,
     clock: Clock,
     reverify_days: int,
     cache_ttl_s: float,
     hotline: str,
+    alert_period_s: int,
     request_id: str | None,
 ) -> dict[str, Any]:
     access = await open_ward(
@@ -291,6 +367,7 @@ async def read_ward_properties(
         link_id=link_id,
         vault=vault,
         civil_registry=civil_registry,
+        feed=feed,
         clock=clock,
         reverify_days=reverify_days,
     )
@@ -304,7 +381,15 @@ async def read_ward_properties(
             kv=kv,
             ttl_s=cache_ttl_s,
         )
-    await notify_other_guardians(access=access, what=audit.PROPERTY_LIST, clock=clock, hotline=hotline)
+    await guardian_alerts.notify_other_guardians(
+        reader=access.guardian,
+        ward_index=access.ward_index,
+        ward_person_id=access.ward_person_id,
+        what=audit.PROPERTY_LIST,
+        clock=clock,
+        hotline=hotline,
+        alert_period_s=alert_period_s,
+    )
     await audit.record_access(
         reader=_reader(access),
         person_id=access.ward_person_id,
@@ -326,9 +411,11 @@ async def read_ward_property(
     right_id: int,
     vault: PiiVault,
     civil_registry: CivilRegistry,
+    feed: GuardianshipFeed,
     clock: Clock,
     reverify_days: int,
     hotline: str,
+    alert_period_s: int,
     request_id: str | None,
 ) -> dict[str, Any]:
     access = await open_ward(
@@ -336,13 +423,22 @@ async def read_ward_property(
         link_id=link_id,
         vault=vault,
         civil_registry=civil_registry,
+        feed=feed,
         clock=clock,
         reverify_days=reverify_days,
     )
     if access.ward_person_id is None:
         raise NotFound(right_id=right_id)
     record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
-    await notify_other_guardians(access=access, what=audit.PROPERTY_DETAIL, clock=clock, hotline=hotline)
+    await guardian_alerts.notify_other_guardians(
+        reader=access.guardian,
+        ward_index=access.ward_index,
+        ward_person_id=access.ward_person_id,
+        what=audit.PROPERTY_DETAIL,
+        clock=clock,
+        hotline=hotline,
+        alert_period_s=alert_period_s,
+    )
     await audit.record_access(
         reader=_reader(access),
         person_id=access.ward_person_id,

@@ -2,17 +2,29 @@
 
 A payload is plain JSON; each handler turns it into the adapter's call and passes the message's
 idempotency key, which the external system dedupes on. Features add their topics here.
+
+Payloads hold no personal data in clear: the outbox table is read by operators (`python -m api
+outbox stats`), kept for weeks and copied with every backup. An SMS names its recipient by
+reference, `sms_to_person(...)`: `{"person_id", "template", "params"}`, and the handler decrypts
+the person's phone when it sends. A recipient who is not a person in the register has the phone
+encrypted into the payload instead (`sms_to_phone`: `{"phone_enc", ...}`). What the params hold
+is the caller's to keep free of personal data (a sign-in code is the sign-in feature's to protect).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from typing import Any
 
 from integrations.appointment_centre.base import AppointmentPush
 from integrations.factory import Integrations
+from services.models.registry import Person
+from services.pii import PiiVault
+
+logger = logging.getLogger("services.outbox")
 
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | None]]
 
@@ -38,11 +50,42 @@ def _plain(result: Any) -> dict[str, Any] | None:
     return {"value": str(result)}
 
 
-def build_handlers(integrations: Integrations) -> dict[str, Handler]:
+def sms_to_person(*, person_id: int, template: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The `sms.send` payload for a person in the register: the phone is looked up when sending."""
+    return {"person_id": int(person_id), "template": template, "params": dict(params)}
+
+
+def sms_to_phone(
+    *, phone: str, template: str, params: Mapping[str, Any], vault: PiiVault
+) -> dict[str, Any]:
+    """The `sms.send` payload for a phone that belongs to no person row: encrypted, not clear."""
+    return {"phone_enc": vault.encrypt_phone(phone), "template": template, "params": dict(params)}
+
+
+NO_PHONE = {"skipped": "no_phone"}  # the result of an SMS to a person who has no phone (any more)
+
+
+def build_handlers(integrations: Integrations, *, vault: PiiVault) -> dict[str, Handler]:
     i = integrations
 
     async def sms_send(p: dict[str, Any], key: str) -> dict[str, Any] | None:
-        return _plain(await i.sms.send(p["phone"], p["template"], p.get("params", {}), idempotency_key=key))
+        """A person who has no phone (removed since the message was written, or never had one)
+        gets nothing: the message is delivered with the result `NO_PHONE`, not retried, because
+        no retry will find a number. A person who no longer exists is the same case."""
+        if "person_id" in p:
+            phone_enc = await Person.filter(id=int(p["person_id"])).values_list("phone_enc", flat=True)
+            if not phone_enc or not phone_enc[0]:
+                logger.info(
+                    "outbox: SMS %s not sent, person %s has no phone",
+                    p.get("template"),
+                    p["person_id"],
+                    extra={"event": "sms_no_phone", "person_id": p["person_id"]},
+                )
+                return dict(NO_PHONE)
+            phone = vault.decrypt_phone(str(phone_enc[0]))
+        else:
+            phone = vault.decrypt_phone(p["phone_enc"])
+        return _plain(await i.sms.send(phone, p["template"], p.get("params", {}), idempotency_key=key))
 
     async def bank_notify(p: dict[str, Any], key: str) -> dict[str, Any] | None:
         return _plain(

@@ -37,7 +37,7 @@ from services.models.registry import (
     RightHolder,
 )
 from services.outbox import enqueue
-from services.outbox_handlers import SMS_SEND
+from services.outbox_handlers import SMS_SEND, sms_to_person
 
 DEFAULT_HOTLINE = "12345"
 ALERT_TEMPLATE = "property_alert"
@@ -94,12 +94,13 @@ async def _alert_holders(
         await RightHolder.filter(right_id__in=list(right_ids), person_id__isnull=False)
         .using_db(conn)
         .order_by("person_id")
-        .values("person_id", "person__phone")
+        .values("person_id", "person__phone_index")
     )
-    phones = {int(r["person_id"]): r["person__phone"] for r in rows}
+    # The phone itself stays encrypted: the outbox handler decrypts it when it sends.
+    has_phone = {int(r["person_id"]): r["person__phone_index"] is not None for r in rows}
     now = clock.now()
     when = now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    for person_id, phone in phones.items():
+    for person_id, reachable in has_phone.items():
         message = await post_message(
             person_id=person_id,
             kind=PROPERTY_CHANGE,
@@ -112,24 +113,24 @@ async def _alert_holders(
             clock=clock,
             connection=conn,
         )
-        if phone:
+        if reachable:
             await enqueue(
                 topic=SMS_SEND,
-                payload={
-                    "phone": phone,
-                    "template": ALERT_TEMPLATE,
-                    "params": {
+                payload=sms_to_person(
+                    person_id=person_id,
+                    template=ALERT_TEMPLATE,
+                    params={
                         "unit_number": unit.unit_number,
                         "time": when,
                         "event": event,
                         "hotline": hotline,
                     },
-                },
+                ),
                 idempotency_key=f"property-alert:{message.id}",
                 connection=conn,
                 clock=clock,
             )
-    return set(phones)
+    return set(has_phone)
 
 
 async def _right_for_update(conn: BaseDBAsyncClient, right_id: int) -> Right:

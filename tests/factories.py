@@ -5,8 +5,9 @@ values come from ranges the demo data never uses (services/demo/ lists them): ID
 sequences 800-899, phones 170xxxxxxxx, cadastral district 900 in unit numbers, certificate
 sequences from 9,000,000, case numbers starting with "T". Uniqueness holds within one process.
 
-ID numbers are stored as the register stores them (encrypted, blind index, masked), so pass your
-own `id_number=make_id_number(...)` when the test needs the plain number, or use `id_number_of`.
+ID numbers and phones are stored as the register stores them (encrypted, with a blind index), so
+pass your own `id_number=make_id_number(...)` / `phone=make_phone()` when the test needs the plain
+value, or read it back with `id_number_of` / `phone_of`.
 
 This is the only home of entity factories; tests/integration/citizen_support.py holds the sign-in,
 SMS and date helpers of the HTTP tests and creates no rows.
@@ -25,13 +26,7 @@ from argon2 import PasswordHasher
 
 from config.settings import Settings
 from services.demo import DISTRICTS, credit_code
-from services.identifiers import (
-    birth_date_of,
-    format_certificate_number,
-    gender_of,
-    id_check_char,
-    mask_id_number,
-)
+from services.identifiers import format_certificate_number, id_check_char
 from services.models.accounts import ApiClient, StaffUser
 from services.models.registry import (
     Encumbrance,
@@ -64,18 +59,31 @@ def _next() -> int:
     return next(_counter)
 
 
-@functools.cache
+_session_vault: list[PiiVault] = []
+
+
+def set_default_vault(vault: PiiVault) -> None:
+    """Make `vault` (the test session's, built from its own random keys) the factories' default."""
+    _session_vault[:] = [vault]
+
+
 def default_vault() -> PiiVault:
-    """The vault of the test app (tests/conftest.py builds its settings without the .env file)."""
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    return PiiVault(
-        key_b64=settings.pii_key.get_secret_value(),
-        blind_index_key=settings.blind_index_key.get_secret_value(),
-    )
+    """The vault set by `set_default_vault`, else one on the development keys. Pass `vault=` to be
+    sure: rows written with a vault the app does not have cannot be read by it."""
+    return _session_vault[0] if _session_vault else _development_vault()
+
+
+@functools.cache
+def _development_vault() -> PiiVault:
+    return PiiVault.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
 
 
 def id_number_of(person: Person, *, vault: PiiVault | None = None) -> str:
     return (vault or default_vault()).decrypt(person.id_number_enc)
+
+
+def phone_of(person: Person, *, vault: PiiVault | None = None) -> str | None:
+    return (vault or default_vault()).decrypt_phone(person.phone_enc) if person.phone_enc else None
 
 
 # --- identifiers ----------------------------------------------------------------------------------
@@ -146,26 +154,27 @@ async def create_person(
     phone: str | bool | None = True,
     **overrides: Any,
 ) -> Person:
-    """`born=` is the birth date of the generated ID number (as `birth_date=` is); `phone=True` gives a
-    new phone, `phone=None` (or False) none, a string that phone."""
+    """`born=` (or `birth_date=`), `gender=` ("M"/"F") and `district_code=` shape the generated ID
+    number; none is stored (the ID number holds them). `phone=True` gives a new phone, `phone=None`
+    (or False) none, a string that phone; read it back with `phone_of`."""
     vault = vault or default_vault()
-    if born is not None and id_number is not None:
-        raise TypeError("pass born= or id_number=, not both: the ID number holds the birth date")
+    birth_date = overrides.pop("birth_date", None)
+    born = born or birth_date
+    gender = overrides.pop("gender", None)
+    district_code = overrides.pop("district_code", "310115")
+    if id_number is not None and (born is not None or gender is not None):
+        raise TypeError("pass born=/gender= or id_number=, not both: the ID number holds them")
     if id_number is None:
-        gender = overrides.get("gender")
         id_number = make_id_number(
-            birth_date=born or overrides.get("birth_date"),
-            district_code=overrides.pop("district_code", "310115"),
-            male=None if gender is None else gender == "M",
+            birth_date=born, district_code=district_code, male=None if gender is None else gender == "M"
         )
+    number = make_phone() if phone is True else (phone or None)
     fields: dict[str, Any] = {
         "name": _name(_next()),
         "id_number_enc": vault.encrypt(id_number),
         "id_number_index": vault.blind_index(id_number),
-        "id_number_masked": mask_id_number(id_number),
-        "phone": make_phone() if phone is True else (phone or None),
-        "birth_date": birth_date_of(id_number),
-        "gender": gender_of(id_number),
+        "phone_enc": vault.encrypt_phone(number) if number else None,
+        "phone_index": vault.phone_index(number) if number else None,
     }
     fields.update(overrides)
     return await Person.create(**fields)

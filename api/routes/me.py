@@ -29,4 +29,5 @@ class Profile(BaseModel):
 @doc(summary="Who am I (personal data masked)", tag="me", ok=(200, Profile), errors=(403, 404))
 @requires("citizen", "clerk", "admin", "bank")
 async def me(request: Request) -> HTTPResponse:
-    return json(await profile(await current_principal(request)))
+    principal = await current_principal(request)
+    return json(await profile(principal, vault=request.app.ctx.services.vault))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
-from sanic.response import json
+from sanic.response import empty, json
 
 from api.fields import IdNumber
 from api.guards import requires
@@ -30,8 +30,10 @@ from services import guardianship
 bp = Blueprint("wards", url_prefix="/api/v1")
 
 WARD_404 = (
-    "404 whether the ward is not linked to you, the link is suspended (a re-verification failed), "
-    "or the ward has turned 18: ward ids reveal nothing."
+    "404 whether the ward is not linked to you, the link is suspended (the civil registry refused "
+    "the guardianship), ended (the ward turned 18, or you ended it): ward ids reveal nothing. "
+    "Before every read the civil registry's guardianship changes are checked; a link they name is "
+    "verified again first. 503 UPSTREAM_UNAVAILABLE when the registry cannot be reached."
 )
 
 
@@ -49,7 +51,12 @@ class Ward(BaseModel):
     id_number: str = Field(description="masked: first 4 and last 4", examples=["3101**********0025"])
     name: str | None = Field(description="masked; null when the minor holds nothing in the register")
     relation: str | None
-    status: Literal["active", "suspended", "ended"]
+    status: Literal["active", "suspended", "ended"] = Field(
+        description=(
+            "suspended: the civil registry refused the guardianship (link again once it is "
+            "restored); ended: the ward turned 18, or you ended the link"
+        )
+    )
     linked_at: datetime
     verified_at: datetime
     access_ends_on: date = Field(description="the ward's 18th birthday")
@@ -97,16 +104,49 @@ async def link_ward(request: Request) -> HTTPResponse:
 @bp.get("/me/wards")
 @doc(
     summary="The minors I have linked, with each link's status",
+    description=(
+        "The civil registry's guardianship changes are checked first and links they name are "
+        "verified again, so a withdrawn guardianship shows `suspended`. When the registry cannot "
+        "be reached the last known states are shown."
+    ),
     tag="wards",
     ok=(200, WardList),
     errors=(403,),
 )
 @requires("citizen")
 async def list_wards(request: Request) -> HTTPResponse:
+    s = services(request)
     items = await guardianship.list_wards(
-        guardian_person_id=await person_id_of(request), clock=services(request).clock
+        guardian_person_id=await person_id_of(request),
+        vault=s.vault,
+        civil_registry=s.integrations.civil_registry,
+        feed=s.guardianship_feed,
+        clock=s.clock,
     )
     return json({"items": items})
+
+
+@bp.delete("/me/wards/<ward_id:int>")
+@doc(
+    summary="End my link to a minor",
+    description=(
+        "The link becomes `ended` (reason ENDED_BY_GUARDIAN) and the ward's data is 404 from then "
+        "on. Idempotent: 204 again for a link already ended or suspended. 404 for a ward id that "
+        "is not yours. Linking the minor again asks the civil registry again."
+    ),
+    tag="wards",
+    path_params={"ward_id": ID_PARAM},
+    ok=(204, None),
+    errors=(403, 404),
+)
+@requires("citizen")
+async def end_ward_link(request: Request, ward_id: int) -> HTTPResponse:
+    await guardianship.end_link(
+        guardian_person_id=await person_id_of(request),
+        link_id=object_id(ward_id, "ward_id"),
+        clock=services(request).clock,
+    )
+    return empty(status=204)
 
 
 @bp.get("/me/wards/<ward_id:int>/properties")
@@ -131,11 +171,13 @@ async def ward_properties(request: Request, ward_id: int) -> HTTPResponse:
         limit=query.limit,
         vault=s.vault,
         civil_registry=s.integrations.civil_registry,
+        feed=s.guardianship_feed,
         kv=s.kv,
         clock=s.clock,
         reverify_days=s.settings.guardianship_reverify_days,
         cache_ttl_s=s.settings.property_cache_ttl_s,
         hotline=s.settings.property_alert_hotline,
+        alert_period_s=s.settings.guardian_alert_period_s,
         request_id=_request_id(request),
     )
     return json(page_out(page, RIGHTS_CURSOR))
@@ -159,9 +201,11 @@ async def ward_property(request: Request, ward_id: int, right_id: int) -> HTTPRe
         right_id=object_id(right_id, "right_id"),
         vault=s.vault,
         civil_registry=s.integrations.civil_registry,
+        feed=s.guardianship_feed,
         clock=s.clock,
         reverify_days=s.settings.guardianship_reverify_days,
         hotline=s.settings.property_alert_hotline,
+        alert_period_s=s.settings.guardian_alert_period_s,
         request_id=_request_id(request),
     )
     return json(record)

@@ -2,10 +2,14 @@
 
 from integrations.civil_registry.base import (
     GUARDIANSHIP_NOT_FOUND,
+    INVALID_CURSOR,
     INVALID_ID_NUMBER,
     PERSON_NOT_FOUND,
     CivilRegistry,
     Gender,
+    GuardianshipChange,
+    GuardianshipChangeKind,
+    GuardianshipChanges,
     GuardianshipCheck,
     HouseholdMember,
     PersonRecord,
@@ -14,10 +18,14 @@ from integrations.civil_registry.base import (
 
 __all__ = [
     "GUARDIANSHIP_NOT_FOUND",
+    "INVALID_CURSOR",
     "INVALID_ID_NUMBER",
     "PERSON_NOT_FOUND",
     "CivilRegistry",
     "Gender",
+    "GuardianshipChange",
+    "GuardianshipChangeKind",
+    "GuardianshipChanges",
     "GuardianshipCheck",
     "HouseholdMember",
     "PersonRecord",

@@ -1,4 +1,11 @@
-"""Contract of the civil registry: who a person is, who lives with them, who is their guardian."""
+"""Contract of the civil registry: who a person is, who lives with them, who is their guardian,
+and a feed of guardianship changes so that a withdrawn guardianship is noticed before the next read.
+
+The feed is read with an opaque cursor: `guardianship_changes(after=None)` starts at the
+beginning, each answer's `cursor` is where the next call continues. A change names the pair it
+touched (guardian, ward) and what happened; it does not say whether the guardianship now holds:
+that is what `verify_guardianship` is for, so a consumer re-verifies every pair it sees.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from integrations.base import ExternalSystem, mask_id
 PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
 GUARDIANSHIP_NOT_FOUND = "GUARDIANSHIP_NOT_FOUND"
 INVALID_ID_NUMBER = "INVALID_ID_NUMBER"
+INVALID_CURSOR = "INVALID_CURSOR"
 
 
 class Gender(StrEnum):
@@ -50,6 +58,26 @@ class HouseholdMember:
     relation: Relation
 
 
+class GuardianshipChangeKind(StrEnum):
+    ADDED = "added"
+    WITHDRAWN = "withdrawn"  # a court or the registry ended the guardianship
+    CHANGED = "changed"  # the relation or terms changed
+    PERSON_CHANGED = "person_changed"  # a party's record changed (deceased, birth date corrected)
+
+
+@dataclass(frozen=True)
+class GuardianshipChange:
+    guardian_id_number: str = field(repr=False)
+    ward_id_number: str = field(repr=False)
+    kind: GuardianshipChangeKind
+
+
+@dataclass(frozen=True)
+class GuardianshipChanges:
+    changes: list[GuardianshipChange]
+    cursor: str  # pass as `after` to continue; unchanged when there was nothing new
+
+
 @dataclass(frozen=True)
 class GuardianshipCheck:
     verified: bool
@@ -81,6 +109,16 @@ class CivilRegistry(ExternalSystem):
             ward=mask_id(ward_id_number),
         )
 
+    async def guardianship_changes(self, after: str | None, limit: int) -> GuardianshipChanges:
+        """At most `limit` changes recorded after the cursor `after` (None: from the beginning),
+        oldest first. Raises RequestRejected(INVALID_CURSOR) for a cursor the registry does not know."""
+        return await self._call(
+            "guardianship_changes",
+            lambda: self._guardianship_changes(after, limit),
+            after=after,
+            limit=limit,
+        )
+
     @abstractmethod
     async def _get_person(self, id_number: str) -> PersonRecord: ...
 
@@ -91,3 +129,6 @@ class CivilRegistry(ExternalSystem):
     async def _verify_guardianship(
         self, guardian_id_number: str, ward_id_number: str
     ) -> GuardianshipCheck: ...
+
+    @abstractmethod
+    async def _guardianship_changes(self, after: str | None, limit: int) -> GuardianshipChanges: ...

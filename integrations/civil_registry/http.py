@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from integrations.base import HttpAdapter
 from integrations.civil_registry.base import (
     CivilRegistry,
     Gender,
+    GuardianshipChange,
+    GuardianshipChangeKind,
+    GuardianshipChanges,
     GuardianshipCheck,
     HouseholdMember,
     PersonRecord,
@@ -47,6 +51,15 @@ GUARDIANSHIP_RESULT_VERIFIED: dict[str, bool] = {
     "WARD_OF_AGE": False,
     "WARD_DECEASED": False,
     "GUARDIAN_DECEASED": False,
+}
+
+# Guardianship change codes of the change feed (监护关系变更类型). Source: as RELATION_GROUPS'
+# note. An unknown code is a MalformedResponse, not a change silently skipped.
+GUARDIANSHIP_CHANGE_CODES: dict[str, GuardianshipChangeKind] = {
+    "01": GuardianshipChangeKind.ADDED,  # 设立
+    "02": GuardianshipChangeKind.WITHDRAWN,  # 撤销 / 终止
+    "03": GuardianshipChangeKind.CHANGED,  # 变更
+    "09": GuardianshipChangeKind.PERSON_CHANGED,  # 当事人人口信息变更 (死亡、出生日期更正)
 }
 
 
@@ -93,6 +106,25 @@ class HttpCivilRegistry(HttpAdapter, CivilRegistry):
                 verified=verified,
                 relation=_optional_str(body.get("relation")),
                 reason=None if verified else result,
+            )
+
+    async def _guardianship_changes(self, after: str | None, limit: int) -> GuardianshipChanges:
+        # The cursor is the registry's own opaque token; no ID number travels in the URL.
+        params = f"?limit={int(limit)}" + (f"&after={quote(after, safe='')}" if after else "")
+        body = await self._request(
+            "guardianship_changes", "GET", "/v1/guardianships/changes" + params, idempotent=True
+        )
+        with self._parsing("guardianship_changes"):
+            return GuardianshipChanges(
+                changes=[
+                    GuardianshipChange(
+                        guardian_id_number=str(c["guardian_id_number"]),
+                        ward_id_number=str(c["ward_id_number"]),
+                        kind=GUARDIANSHIP_CHANGE_CODES[str(c["change_code"])],
+                    )
+                    for c in body["changes"]
+                ],
+                cursor=str(body["cursor"]),
             )
 
 

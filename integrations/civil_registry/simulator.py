@@ -6,25 +6,36 @@ Load with `sim.load(people=[...], guardianships=[(guardian_id, ward_id, relation
 (YYYY-MM-DD) and `gender` (male/female; both default to what the ID number encodes), `alive`
 (default true), `household_id` (default: a household of their own) and `relation` to the household
 head (head, spouse, child, grandchild, parent, grandparent, sibling, other; default head).
+
+Guardianship change feed (`GET /v1/guardianships/changes?after=<cursor>&limit=<n>`): every data
+change records one entry per (guardian, ward) pair it touches: a guardianship added, withdrawn or
+with another relation, and, when a person's record changes in a way that decides a guardianship
+(alive, birth date), every guardianship they are in. `load` diffs what it merges, `PUT /_sim/data`
+diffs the old data against the new, and `withdraw(guardian, ward)` / `POST
+/_sim/guardianships/withdraw {"guardian_id_number", "ward_id_number"}` ends one guardianship the
+way a court order does. The feed survives `reset` (it describes reference data, which stays).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
 
 from integrations.civil_registry.base import (
     GUARDIANSHIP_NOT_FOUND,
+    INVALID_CURSOR,
     INVALID_ID_NUMBER,
     PERSON_NOT_FOUND,
     Gender,
+    GuardianshipChangeKind,
     Relation,
 )
-from integrations.simulator import Reply, SimRejection, Simulator, json_object
+from integrations.simulator import Reply, SimRejection, Simulator, json_object, required
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -40,7 +51,17 @@ _RELATION_CODE = {
     Relation.SIBLING: "70",
     Relation.OTHER: "99",
 }
+# The feed's wire codes, as the adapter's GUARDIANSHIP_CHANGE_CODES reads them.
+_CHANGE_CODE = {
+    GuardianshipChangeKind.ADDED: "01",
+    GuardianshipChangeKind.WITHDRAWN: "02",
+    GuardianshipChangeKind.CHANGED: "03",
+    GuardianshipChangeKind.PERSON_CHANGED: "09",
+}
 ADULT_AGE = 18
+FEED_MAX_LIMIT = 1000
+
+Pair = tuple[str, str]  # (guardian ID number, ward ID number)
 
 
 def id_number_valid(value: str) -> bool:
@@ -94,13 +115,29 @@ class SimPerson:
     def household(self) -> str:
         return self.household_id or f"own:{self.id_number}"
 
+    @property
+    def decides_guardianship(self) -> tuple[bool, date]:
+        """The part of the record a guardianship check reads: a change here is a feed entry."""
+        return self.alive, self.birth_date
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    seq: int
+    guardian_id_number: str
+    ward_id_number: str
+    kind: GuardianshipChangeKind
+    changed_at: datetime
+
 
 class CivilRegistrySimulator(Simulator):
     name = "civil_registry"
 
     def __init__(self, **kwargs: Any) -> None:
         self._people: dict[str, SimPerson] = {}
-        self._guardianships: dict[tuple[str, str], str] = {}
+        self._guardianships: dict[Pair, str] = {}
+        self._feed: list[FeedEntry] = []
+        self._verifications: Counter[Pair] = Counter()
         super().__init__(**kwargs)
 
     def load(
@@ -109,18 +146,64 @@ class CivilRegistrySimulator(Simulator):
         guardianships: Iterable[tuple[str, str, str]] = (),
     ) -> None:
         """Add or replace people (by ID number) and guardianships (guardian, ward, relation)."""
+        new_people = dict(self._people)
         for person in people:
             record = person if isinstance(person, SimPerson) else SimPerson.from_mapping(person)
-            self._people[record.id_number] = record
+            new_people[record.id_number] = record
+        new_guardianships = dict(self._guardianships)
         for guardian, ward, relation in guardianships:
-            self._guardianships[(guardian.upper(), ward.upper())] = relation
+            new_guardianships[(guardian.upper(), ward.upper())] = relation
+        self._replace(new_people, new_guardianships)
+
+    def withdraw(self, guardian_id_number: str, ward_id_number: str) -> bool:
+        """End one guardianship (a court order); False when there was none."""
+        pair = (guardian_id_number.upper(), ward_id_number.upper())
+        if pair not in self._guardianships:
+            return False
+        self._replace(self._people, {p: r for p, r in self._guardianships.items() if p != pair})
+        return True
 
     def clear_data(self) -> None:
-        self._people.clear()
-        self._guardianships.clear()
+        self._replace({}, {})
+
+    def changes(self) -> list[FeedEntry]:
+        return list(self._feed)
+
+    def verifications(self, guardian_id_number: str, ward_id_number: str) -> int:
+        """How many times this pair was asked about (requests naming two valid ID numbers)."""
+        return self._verifications[(guardian_id_number.upper(), ward_id_number.upper())]
+
+    def _replace(self, people: dict[str, SimPerson], guardianships: dict[Pair, str]) -> None:
+        """Swap in new data and record a feed entry for every pair whose answer may differ."""
+        touched: dict[Pair, GuardianshipChangeKind] = {}
+        for pair in self._guardianships.keys() - guardianships.keys():
+            touched[pair] = GuardianshipChangeKind.WITHDRAWN
+        for pair, relation in guardianships.items():
+            before = self._guardianships.get(pair)
+            if before is None:
+                touched[pair] = GuardianshipChangeKind.ADDED
+            elif before != relation:
+                touched[pair] = GuardianshipChangeKind.CHANGED
+        changed_people = {
+            id_number
+            for id_number in self._people.keys() | people.keys()
+            if _decides(self._people.get(id_number)) != _decides(people.get(id_number))
+        }
+        for pair in self._guardianships.keys() | guardianships.keys():
+            if pair not in touched and (pair[0] in changed_people or pair[1] in changed_people):
+                touched[pair] = GuardianshipChangeKind.PERSON_CHANGED
+        self._people = dict(people)
+        self._guardianships = dict(guardianships)
+        now = self.clock()
+        for (guardian, ward), kind in sorted(touched.items()):
+            self._feed.append(FeedEntry(len(self._feed) + 1, guardian, ward, kind, now))
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"people": len(self._people), "guardianships": len(self._guardianships)}
+        return {
+            "people": len(self._people),
+            "guardianships": len(self._guardianships),
+            "guardianship_changes": len(self._feed),
+        }
 
     def _setup_routes(self) -> None:
         self.route("POST", "/v1/persons/query", "get_person", self._get_person, effectful=False)
@@ -132,7 +215,15 @@ class CivilRegistrySimulator(Simulator):
             self._verify_guardianship,
             effectful=False,
         )
+        self.route(
+            "GET",
+            "/v1/guardianships/changes",
+            "guardianship_changes",
+            self._guardianship_changes,
+            effectful=False,
+        )
         self.app.router.add_put("/_sim/data", self._admin_put_data)
+        self.app.router.add_post("/_sim/guardianships/withdraw", self._admin_withdraw)
 
     def _person(self, id_number: Any, role: str = "person") -> SimPerson:
         if not isinstance(id_number, str) or not id_number_valid(id_number):
@@ -174,6 +265,9 @@ class CivilRegistrySimulator(Simulator):
 
     async def _verify_guardianship(self, request: web.Request) -> Reply:
         body = await json_object(request)
+        asked = (body.get("guardian_id_number"), body.get("ward_id_number"))
+        if all(isinstance(i, str) and id_number_valid(i) for i in asked):
+            self._verifications[(str(asked[0]).upper(), str(asked[1]).upper())] += 1
         guardian = self._person(body.get("guardian_id_number"), "guardian")
         ward = self._person(body.get("ward_id_number"), "ward")
         relation = self._guardianships.get((guardian.id_number, ward.id_number))
@@ -189,6 +283,46 @@ class CivilRegistrySimulator(Simulator):
             result = "MATCH"
         return Reply(200, {"result": result, "relation": relation})
 
+    async def _guardianship_changes(self, request: web.Request) -> Reply:
+        after_text = request.query.get("after", "")
+        limit_text = request.query.get("limit", "100")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= FEED_MAX_LIMIT:
+            raise SimRejection(400, "BAD_REQUEST", f"limit must be 1..{FEED_MAX_LIMIT}")
+        if after_text and (not after_text.isdigit() or int(after_text) > len(self._feed)):
+            raise SimRejection(400, INVALID_CURSOR, "unknown cursor")
+        after = int(after_text or 0)
+        page = self._feed[after : after + int(limit_text)]
+        return Reply(
+            200,
+            {
+                "changes": [
+                    {
+                        "seq": e.seq,
+                        "guardian_id_number": e.guardian_id_number,
+                        "ward_id_number": e.ward_id_number,
+                        "change_code": _CHANGE_CODE[e.kind],
+                        "changed_at": e.changed_at.isoformat(),
+                    }
+                    for e in page
+                ],
+                "cursor": str(page[-1].seq if page else after),
+            },
+        )
+
+    async def _admin_withdraw(self, request: web.Request) -> web.Response:
+        try:
+            body = await json_object(request)
+            withdrawn = self.withdraw(
+                str(required(body, "guardian_id_number")), str(required(body, "ward_id_number"))
+            )
+        except SimRejection as rejection:
+            return rejection.reply.to_response()
+        if not withdrawn:
+            return Reply(
+                404, {"code": GUARDIANSHIP_NOT_FOUND, "message": "no guardianship on record"}
+            ).to_response()
+        return Reply(200, {"withdrawn": True, **self._extra_state()}).to_response()
+
     async def _admin_put_data(self, request: web.Request) -> web.Response:
         try:
             body = await json_object(request)
@@ -201,9 +335,17 @@ class CivilRegistrySimulator(Simulator):
             return rejection.reply.to_response()
         except (KeyError, TypeError, ValueError) as exc:
             return Reply(400, {"code": "BAD_DATA", "message": str(exc)}).to_response()
-        self.clear_data()
-        self.load(people, guardianships)
-        return Reply(200, self._extra_state()).to_response()
+        self._replace(
+            {p.id_number: p for p in people},
+            {(g.upper(), w.upper()): relation for g, w, relation in guardianships},
+        )
+        return Reply(
+            200, {"people": len(self._people), "guardianships": len(self._guardianships)}
+        ).to_response()
+
+
+def _decides(person: SimPerson | None) -> tuple[bool, date] | None:
+    return person.decides_guardianship if person is not None else None
 
 
 def _relation_code(person: SimPerson) -> str:

@@ -65,9 +65,7 @@ class GeneratedRegister(RegisterWriter):
     def block(self, households: list[list[Member]], units: int) -> None:
         for household in households:
             for m in household:
-                m.pk = self.person(
-                    name=m.name, id_number=m.id_number, birth_date=m.birth_date, male=m.male, phone=m.phone
-                )
+                m.pk = self.person(name=m.name, id_number=m.id_number, phone=m.phone)
         rng = self.rng
         # A quarter of the households own nothing; the others one or several homes, a few many.
         weights = [

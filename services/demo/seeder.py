@@ -61,9 +61,7 @@ class _Seeder(GeneratedRegister):
 
     async def write_fixed(self) -> None:
         pks = {
-            p.key: self.person(
-                name=p.name, id_number=p.id_number, birth_date=p.birth_date, male=p.male, phone=p.phone
-            )
+            p.key: self.person(name=p.name, id_number=p.id_number, phone=p.phone)
             for p in FIXED_PERSONS
         }
         for u in FIXED_UNITS:

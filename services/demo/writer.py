@@ -18,7 +18,7 @@ from services.demo.companies import COMPANIES, credit_code
 from services.demo.identities import FIXED_CERTIFICATES, DemoBank
 from services.demo.people import years_after
 from services.demo.places import AS_OF, DISTRICT_BY_CODE, OFFICES, SHANGHAI
-from services.identifiers import format_certificate_number, mask_id_number
+from services.identifiers import format_certificate_number
 from services.models.registry import (
     Encumbrance,
     Mortgage,
@@ -151,7 +151,9 @@ class RegisterWriter:
 
     # -- rows --
 
-    def person(self, *, name: str, id_number: str, birth_date: date, male: bool, phone: str | None) -> int:
+    def person(self, *, name: str, id_number: str, phone: str | None) -> int:
+        """A person row as the register keeps it: ID number and phone encrypted, each with its blind
+        index; no birth date, sex or mask (Person's docstring says why)."""
         pk = self.pk(Person)
         self.add(
             Person(
@@ -159,10 +161,8 @@ class RegisterWriter:
                 name=name,
                 id_number_enc=self.vault.encrypt(id_number),
                 id_number_index=self.vault.blind_index(id_number),
-                id_number_masked=mask_id_number(id_number),
-                phone=phone,
-                birth_date=birth_date,
-                gender="M" if male else "F",
+                phone_enc=self.vault.encrypt_phone(phone) if phone else None,
+                phone_index=self.vault.phone_index(phone) if phone else None,
             )
         )
         return pk

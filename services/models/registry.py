@@ -1,8 +1,9 @@
 """The real-estate register: the source of truth the citizen, guardian and bank features read.
 
-ID numbers are stored encrypted (`id_number_enc`) with an HMAC blind index (`id_number_index`)
-for look-ups; see services/pii.py. Household and guardianship relations are NOT stored here:
-they belong to the civil-registry system and are asked for when needed.
+Personal data is stored encrypted with HMAC blind indexes for look-ups (services/pii.py); what a
+person row keeps in clear, and why, is in `Person`'s docstring. Household and guardianship
+relations are NOT stored here: they belong to the civil-registry system and are asked for when
+needed.
 """
 
 from __future__ import annotations
@@ -13,14 +14,34 @@ from tortoise.models import Model
 
 
 class Person(Model):
+    """A natural person in the register.
+
+    Invariant: a copy of this table without the keys (a dump, a backup, a replica, a leaked
+    SQLite file) does not narrow anyone's ID number below the space of every valid number of a
+    plausible birth date and district (hundreds of millions), nor give away a phone.
+    docs/decisions/0002-personal-data-at-rest.md records the decision and the threat it leaves out.
+
+    Kept in clear, and why:
+    - `name`: read on every property list, inbox and certificate; a name narrows no ID number.
+    - `created_at`: when the row was written, not when the person was born.
+
+    Encrypted (AES-GCM, `context` bound in) with a keyed blind index for look-ups:
+    - `id_number_enc` / `id_number_index`: clerks and guardians find a person by ID number.
+    - `phone_enc` / `phone_index`: a citizen signs in by phone (the index finds the row); alerts
+      decrypt the phone when they are sent (the outbox payload carries `person_id`, not the phone).
+
+    Not stored: birth date, sex and a masked ID number. The birth date and sex are digits of the
+    ID number (`services.identifiers.birth_date_of`, `gender_of`) and a mask keeps the sequence and
+    check digits, so next to a clear birth date it left two or three candidates per person. A
+    feature that needs them decrypts the ID number and derives them (`services.accounts`).
+    """
+
     id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=64)
     id_number_enc = fields.CharField(max_length=128)
     id_number_index = fields.CharField(max_length=64, unique=True)
-    id_number_masked = fields.CharField(max_length=18)
-    phone = fields.CharField(max_length=16, null=True, unique=True)
-    birth_date = fields.DateField()
-    gender = fields.CharField(max_length=1)
+    phone_enc = fields.CharField(max_length=128, null=True)
+    phone_index = fields.CharField(max_length=64, null=True, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

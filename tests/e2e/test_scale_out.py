@@ -228,21 +228,25 @@ from config.settings import load_settings
 from services.clock import SystemClock
 from services.db import close_database, open_database
 from services.outbox import enqueue
-from services.outbox_handlers import SMS_SEND
+from services.outbox_handlers import SMS_SEND, sms_to_phone
+from services.pii import PiiVault
 from tortoise.transactions import in_transaction
 
 async def main(count, phone):
-    ctx = await open_database(load_settings().tortoise_config())
+    settings = load_settings()
+    vault = PiiVault.from_settings(settings)
+    ctx = await open_database(settings.tortoise_config())
     try:
         async with in_transaction() as conn:
             for i in range(count):
                 await enqueue(
                     topic=SMS_SEND,
-                    payload={
-                        "phone": phone,
-                        "template": "login_code",
-                        "params": {"code": f"{i:06d}", "minutes": "5"},
-                    },
+                    payload=sms_to_phone(
+                        phone=phone,
+                        template="login_code",
+                        params={"code": f"{i:06d}", "minutes": "5"},
+                        vault=vault,
+                    ),
                     idempotency_key=f"scale-out-{i}",
                     connection=conn,
                     clock=SystemClock(),
@@ -257,16 +261,22 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 # --- the test ------------------------------------------------------------------------------------
 
 
-async def _first_phone(database_url: str) -> str:
+async def _first_phone(database_url: str, env: dict[str, str]) -> str:
+    """A seeded person's phone: stored encrypted, so read with the cluster's keys."""
     import asyncpg
+
+    from services.pii import PiiVault
 
     conn = await asyncpg.connect(database_url)
     try:
-        phone = await conn.fetchval("SELECT phone FROM person WHERE phone IS NOT NULL ORDER BY id LIMIT 1")
+        phone_enc = await conn.fetchval(
+            "SELECT phone_enc FROM person WHERE phone_enc IS NOT NULL ORDER BY id LIMIT 1"
+        )
     finally:
         await conn.close()
-    assert phone, "the seed wrote no person with a phone"
-    return str(phone)
+    assert phone_enc, "the seed wrote no person with a phone"
+    vault = PiiVault(key_b64=env["ESTATE_PII_KEY"], blind_index_key=env["ESTATE_BLIND_INDEX_KEY"])
+    return vault.decrypt_phone(str(phone_enc))
 
 
 async def _sign_in(http: httpx.AsyncClient, server: str, sms_url: str, phone: str) -> dict[str, Any]:
@@ -316,7 +326,7 @@ async def _scenario(cluster: Cluster, database_url: str) -> None:
 
     await cluster.run("migrate", "-m", "api", "migrate")
     await cluster.run("seed", "-m", "api", "seed", "--persons", "50", "--units", "60", timeout_s=120)
-    phone = await _first_phone(database_url)
+    phone = await _first_phone(database_url, cluster.env)
 
     servers = []
     for name in ("api-a", "api-b"):

@@ -32,6 +32,7 @@ import httpx
 
 from api.openapi import INT64_MAX
 from services import messages as inbox
+from services.models.guardianship import GuardianshipLink
 from services.models.messages import InboxMessage
 from services.models.registry import Person
 from tests.factories import create_person, create_right, make_id_number
@@ -152,6 +153,28 @@ async def ward_property(app: Any, vault: Any) -> Case:
     )
 
 
+async def end_ward_link(app: Any, vault: Any) -> Case:
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        mine = await _linked_ward(app, vault, client)
+        other = await _linked_ward(app, vault, client)
+    unlinked = await create_person(vault=vault)
+
+    async def untouched() -> None:
+        link = await GuardianshipLink.get(id=mine.link_id)
+        assert link.status == "active", "an outsider ended somebody else's ward link"
+
+    path = f"/api/v1/me/wards/{mine.link_id}"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, mine.guardian),
+        outsiders=[
+            ("a citizen linked to no minor", citizen_headers(app, unlinked), path),
+            ("the guardian of another minor", citizen_headers(app, other.guardian), path),
+        ],
+        untouched=untouched,
+    )
+
+
 async def read_message(app: Any, vault: Any) -> Case:
     owner = await create_person(vault=vault)
     stranger = await create_person(vault=vault)
@@ -182,6 +205,7 @@ ACCESS_TABLE: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/me/properties/<right_id:int>"): own_property,
     ("GET", "/api/v1/me/wards/<ward_id:int>/properties"): ward_properties,
     ("GET", "/api/v1/me/wards/<ward_id:int>/properties/<right_id:int>"): ward_property,
+    ("DELETE", "/api/v1/me/wards/<ward_id:int>"): end_ward_link,
     ("POST", "/api/v1/me/messages/<message_id:int>/read"): read_message,
 }
 

@@ -14,7 +14,13 @@ from services.models.messages import InboxMessage
 from services.models.outbox import OutboxMessage
 from services.models.registry import RealEstateUnit
 from services.properties import PropertyFilters, list_properties
-from tests.factories import create_organisation, create_person, create_right, make_certificate_number
+from tests.factories import (
+    create_organisation,
+    create_person,
+    create_right,
+    make_certificate_number,
+    phone_of,
+)
 from tests.integration.citizen_support import citizen_headers, wait_for_sms
 from tests.integration.test_wards import WARDS, make_family
 
@@ -91,11 +97,11 @@ async def test_every_change_alerts_every_holder_in_app_and_by_sms(client, app, v
     assert [(m["data"]["event"], m["data"]["right_id"]) for m in page["items"]] == [("转移登记", new.id)]
 
     # SMS through the outbox to the SMS simulator, one per event, none for the holder without a phone.
-    sent = await wait_for_sms(app, a.phone, "property_alert", len(events))
+    sent = await wait_for_sms(app, phone_of(a, vault=vault), "property_alert", len(events))
     assert sorted(m["params"]["event"] for m in sent) == sorted(events)  # the outbox does not promise order
     assert sent[0]["params"]["unit_number"] == right.unit.unit_number
     assert sent[0]["params"]["hotline"] == registry_changes.DEFAULT_HOTLINE
-    assert len(await wait_for_sms(app, buyer.phone, "property_alert", 1)) == 1
+    assert len(await wait_for_sms(app, phone_of(buyer, vault=vault), "property_alert", 1)) == 1
     b_messages = await InboxMessage.filter(person_id=b.id).values_list("id", flat=True)
     assert len(b_messages) == len(events)
     keys = [f"property-alert:{i}" for i in b_messages]

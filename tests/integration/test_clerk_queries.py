@@ -55,7 +55,9 @@ async def test_clerk_sees_every_right_and_the_person_sees_the_clerk(client, app,
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["subject"]["name"] == "孙丽" and body["subject"]["in_register"] is True
-    assert "*" in body["subject"]["id_number"] and body["subject"]["id_number"] != id_number_of(person)
+    assert "*" in body["subject"]["id_number"] and body["subject"]["id_number"] != id_number_of(
+        person, vault=vault
+    )
     assert [i["right_id"] for i in body["items"]] == [r.id for r in rights]
     assert {i["district_code"] for i in body["items"]} == {"310101", "310115", "310151"}
     shared = body["items"][1]
@@ -65,13 +67,15 @@ async def test_clerk_sees_every_right_and_the_person_sees_the_clerk(client, app,
 
     # Historical rights on request, paged like /me/properties.
     r = await client.post(
-        QUERY, json=query(id_number_of(person), include_historical=True, limit=2), headers=clerk
+        QUERY, json=query(id_number_of(person, vault=vault), include_historical=True, limit=2), headers=clerk
     )
     first = r.json()
     assert len(first["items"]) == 2 and first["next_cursor"]
     r = await client.post(
         QUERY,
-        json=query(id_number_of(person), include_historical=True, limit=2, cursor=first["next_cursor"]),
+        json=query(
+            id_number_of(person, vault=vault), include_historical=True, limit=2, cursor=first["next_cursor"]
+        ),
         headers=clerk,
     )
     assert len(first["items"]) + len(r.json()["items"]) == 4 and r.json()["next_cursor"] is None
@@ -94,7 +98,7 @@ async def test_an_authoritys_reference_is_kept_but_not_shown_to_the_person(clien
     letter = "(2026)沪0115执1234号协助查询通知书"
     r = await client.post(
         QUERY,
-        json=query(id_number_of(person), purpose="authority_request", reference=letter),
+        json=query(id_number_of(person, vault=vault), purpose="authority_request", reference=letter),
         headers={**clerk, "X-Request-ID": request_id},
     )
     assert r.status_code == 200, r.text
@@ -127,7 +131,7 @@ async def test_someone_not_in_the_register_is_an_answer_and_the_read_waits_for_t
 
 async def test_only_clerks_may_ask(client, app, vault):
     person = await create_person(vault=vault)
-    body = query(id_number_of(person))
+    body = query(id_number_of(person, vault=vault))
     r = await client.post(QUERY, json=body)
     assert r.status_code == 401 and r.json()["code"] == "AUTHENTICATION_REQUIRED"
     r = await client.post(QUERY, json=body, headers=citizen_headers(app, person))
@@ -139,7 +143,7 @@ async def test_only_clerks_may_ask(client, app, vault):
 
 async def test_bad_queries_are_refused_and_log_nothing(client, app, vault):
     person = await create_person(vault=vault)
-    good = id_number_of(person)
+    good = id_number_of(person, vault=vault)
     clerk = await staff_headers(client)
     wrong_check = good[:17] + ("0" if good[17] != "0" else "1")
     cases = [

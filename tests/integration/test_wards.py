@@ -13,7 +13,7 @@ from services.models.guardianship import GuardianshipLink
 from services.models.messages import InboxMessage
 from services.models.outbox import OutboxMessage
 from services.models.registry import Person, Right
-from tests.factories import create_person, create_right, make_id_number
+from tests.factories import create_person, create_right, make_id_number, phone_of
 from tests.integration.citizen_support import (
     citizen_headers,
     shanghai_today,
@@ -92,8 +92,8 @@ async def link_ward(app, guardian: Person, ward_id_number: str) -> int:
 
 
 def drop_guardianship(app, guardian_id_number: str, ward_id_number: str) -> None:
-    # The simulator has no "revoke" call; a court revoking a guardianship is this row going away.
-    registry(app)._guardianships.pop((guardian_id_number, ward_id_number), None)
+    """A court revoking a guardianship: the registry records it in its change feed."""
+    assert registry(app).withdraw(guardian_id_number, ward_id_number)
 
 
 # --- linking -------------------------------------------------------------------------------------
@@ -142,12 +142,12 @@ async def test_link_is_refused_for_a_ward_of_18_or_older(client, app, vault):
     today = shanghai_today(app)
     family = await make_family(app, vault, ward_born=years_ago(today, 18), link=False)  # 18 today
     guardian = family.guardians[0]
-    asked = registry(app).requests("verify_guardianship")
+    pair = (vault.decrypt(guardian.id_number_enc), family.ward_id_number)
     r = await client.post(
         WARDS, json={"id_number": family.ward_id_number}, headers=citizen_headers(app, guardian)
     )
     assert r.status_code == 422 and r.json()["code"] == "WARD_NOT_MINOR"
-    assert registry(app).requests("verify_guardianship") == asked, "decided from the ID number alone"
+    assert registry(app).verifications(*pair) == 0, "decided from the ID number alone"
 
     # The ID number says 17, the civil registry's record says of age: its answer decides.
     minor_by_id = years_ago(today, 17)
@@ -229,11 +229,12 @@ async def test_failed_reverification_suspends_the_link(client, app, clock, vault
 
     clock.advance(days=app.services.settings.guardianship_reverify_days + 1)
     drop_guardianship(app, vault.decrypt(guardian.id_number_enc), family.ward_id_number)
-    asked = registry(app).requests("verify_guardianship")
+    pair = (vault.decrypt(guardian.id_number_enc), family.ward_id_number)
+    asked = registry(app).verifications(*pair)
     headers = citizen_headers(app, guardian)
     r = await client.get(path, headers=headers)
     assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
-    assert registry(app).requests("verify_guardianship") == asked + 1
+    assert registry(app).verifications(*pair) == asked + 1
     assert (await GuardianshipLink.get(id=link_id)).status == "suspended"
     assert (await client.get(WARDS, headers=headers)).json()["items"][0]["status"] == "suspended"
 
@@ -259,10 +260,11 @@ async def test_reverification_keeps_access_when_confirmed_and_fails_closed_when_
         assert r.status_code == 503 and r.json()["code"] == "UPSTREAM_UNAVAILABLE"
     finally:
         registry(app).clear_faults()
-    asked = registry(app).requests("verify_guardianship")
+    pair = (vault.decrypt(guardian.id_number_enc), family.ward_id_number)
+    asked = registry(app).verifications(*pair)
     assert (await client.get(path, headers=headers)).status_code == 200
     assert (await client.get(path, headers=headers)).status_code == 200
-    assert registry(app).requests("verify_guardianship") == asked + 1, "verified again once, then trusted"
+    assert registry(app).verifications(*pair) == asked + 1, "verified again once, then trusted"
 
 
 async def test_access_ends_on_the_18th_birthday(client, app, clock, vault):
@@ -288,12 +290,15 @@ async def _alert_rows(link_id: int) -> int:
     return await OutboxMessage.filter(idempotency_key__startswith=f"guardian-query-alert:{link_id}:").count()
 
 
-async def test_the_other_guardian_is_notified_in_app_always_and_by_sms_once_a_day(client, app, clock, vault):
+async def test_the_other_guardian_is_notified_once_a_period_in_app_and_once_a_day_by_sms(
+    client, app, clock, vault
+):
     family = await make_family(app, vault, guardians=2)
     reader, other = family.guardians
     unrelated = await make_family(app, vault)
     reader_link, other_link = family.links[reader.id], family.links[other.id]
     path = f"{WARDS}/{reader_link}/properties"
+    other_phone = phone_of(other, vault=vault)
 
     headers = citizen_headers(app, reader)
     assert (await client.get(path, headers=headers)).status_code == 200
@@ -301,24 +306,31 @@ async def test_the_other_guardian_is_notified_in_app_always_and_by_sms_once_a_da
     assert (await client.get(path, headers=headers)).status_code == 200
 
     inbox = await InboxMessage.filter(person_id=other.id, kind="guardian_query").order_by("id")
-    assert len(inbox) == 3, "an in-app message for every read"
-    assert "王*" in inbox[0].body and family.ward_id_number not in inbox[0].body
+    assert len(inbox) == 1, "one in-app message per guardian, ward and period"
+    assert "王**" in inbox[0].body and inbox[0].data["ward_id"] == other_link
+    for fragment in (family.ward_id_number, family.ward_id_number[:4], family.ward_id_number[-4:]):
+        assert fragment not in inbox[0].body, "no part of the ward's ID number in a message"
     assert await InboxMessage.filter(person_id=reader.id, kind="guardian_query").count() == 0
     assert await InboxMessage.filter(person_id=unrelated.guardians[0].id).count() == 0
     assert await _alert_rows(other_link) == 1, "one SMS a day per guardian and ward"
-    sent = await wait_for_sms(app, other.phone, "guardian_query_alert", 1)
+    payload = (
+        await OutboxMessage.filter(idempotency_key__startswith=f"guardian-query-alert:{other_link}:").first()
+    ).payload
+    assert payload["person_id"] == other.id and "phone" not in payload, "a person reference, no phone"
+    sent = await wait_for_sms(app, other_phone, "guardian_query_alert", 1)
     await asyncio.sleep(0.3)  # give a wrongly queued second SMS the time to arrive
-    sent = await sms_to(app, other.phone, "guardian_query_alert")
+    sent = await sms_to(app, other_phone, "guardian_query_alert")
     assert len(sent) == 1
-    assert sent[0]["params"]["ward"] == mask_id_number(family.ward_id_number)
-    assert family.ward_id_number not in sent[0]["text"]
-    assert await sms_to(app, reader.phone, "guardian_query_alert") == []
+    assert sent[0]["params"]["ward"] == "王**"
+    assert family.ward_id_number[-4:] not in sent[0]["text"]
+    assert await sms_to(app, phone_of(reader, vault=vault), "guardian_query_alert") == []
 
-    # The next (Shanghai) day, the next read sends one more.
+    # The next (Shanghai) day, the next read sends one more of each.
     clock.advance(days=1)
     assert (await client.get(path, headers=citizen_headers(app, reader))).status_code == 200
+    assert await InboxMessage.filter(person_id=other.id, kind="guardian_query").count() == 2
     assert await _alert_rows(other_link) == 2
-    assert len(await wait_for_sms(app, other.phone, "guardian_query_alert", 2)) == 2
+    assert len(await wait_for_sms(app, other_phone, "guardian_query_alert", 2)) == 2
 
     # And it works both ways.
     r = await client.get(f"{WARDS}/{other_link}/properties", headers=citizen_headers(app, other))
