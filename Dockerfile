@@ -27,10 +27,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -c requirements.lock -r /tmp/requirements.txt
 COPY api ./api
 COPY services ./services
+COPY demo ./demo
 COPY integrations ./integrations
 COPY certificates ./certificates
 COPY notifications ./notifications
 COPY config ./config
+COPY standards ./standards
 RUN pip install -c requirements.lock . && python -m compileall -q /opt/venv/lib
 
 FROM python:3.11-slim

@@ -34,7 +34,16 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 # Packages mypy checks (the test suite and bench are checked by ruff only).
-TYPED_PACKAGES = ["api", "services", "integrations", "certificates", "notifications", "config"]
+TYPED_PACKAGES = [
+    "api",
+    "services",
+    "demo",
+    "integrations",
+    "certificates",
+    "notifications",
+    "config",
+    "standards",
+]
 
 # Extra pytest arguments every `dev.py test` run gets. Coverage goes here once it is configured,
 # e.g. ["--cov", "--cov-report=term-missing:skip-covered"] (pytest-cov is already a dev dependency).

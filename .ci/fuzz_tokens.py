@@ -1,7 +1,7 @@
 """Sign in as each demo role through the API and print one `ROLE ACCESS_TOKEN` line per role.
 
 Used by .ci/quality-gates to fuzz the API as every kind of caller. The identities are the demo's
-documented ones (services/demo/ `demo_identities`, the tables of docs/demo.md); nothing here
+documented ones (demo/ `demo_identities`, the tables of docs/demo.md); nothing here
 touches the database: citizens sign in with the SMS code read from the SMS simulator's inbox,
 staff with username and password, banks with OAuth2 client credentials.
 
@@ -26,9 +26,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config.settings import load_settings  # noqa: E402
+from demo import DemoIdentities, demo_identities  # noqa: E402
 from integrations.banks.config import load_banks  # noqa: E402
 from integrations.factory import SimulatorSuite  # noqa: E402
-from services.demo import DemoIdentities, demo_identities  # noqa: E402
 
 ROLES = ("citizen", "guardian", "clerk", "admin", "bank")
 CITIZEN_KEYS = {"citizen": "owner", "guardian": "guardian"}

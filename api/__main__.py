@@ -25,7 +25,7 @@ from sanic.worker.loader import AppLoader
 
 from api.observability import configure_logging
 from config.settings import Settings, load_settings
-from services.install_keys import with_install_secrets
+from services.identity.install_keys import with_install_secrets
 
 log = logging.getLogger("estate.cli")
 
@@ -98,9 +98,9 @@ async def _worker(settings: Settings, *, once: bool) -> None:
 
 
 async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
-    from services import outbox
     from services.clock import SystemClock
     from services.db import close_database, open_database
+    from services.outbox import store as outbox
 
     ctx = await open_database(settings.tortoise_config())
     try:
@@ -127,7 +127,7 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _audit_verify(settings: Settings) -> int:
-    from services.audit import verify_chain
+    from services.audit.log import verify_chain
     from services.db import close_database, open_database
 
     ctx = await open_database(settings.tortoise_config())

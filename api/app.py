@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-import ujson
+import orjson
 from sanic import Sanic
 from sanic_ext import Extend
 
@@ -27,16 +28,43 @@ from services.clock import Clock
 API_TITLE = "不动产一网通办 API"
 
 
+def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Every JSON response body: UTF-8 with Chinese text as is (no \\u escapes), `/` unescaped.
+
+    A `Decimal` goes out as the exact JSON number it holds, not rounded through a float as ujson
+    did; so does an integer beyond 64 bits (orjson refuses those, and a caller can send one, e.g.
+    an id in a path that a 404 problem echoes). `default` (Sanic passes `json(..., default=...)`
+    through) serialises anything else orjson does not know; without it, an unknown type is an
+    error, not a guess."""
+
+    def fallback(obj: Any) -> Any:
+        if isinstance(obj, Decimal) and obj.is_finite():
+            return orjson.Fragment(str(obj))
+        if default is not None:
+            return default(obj)
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+    try:
+        return orjson.dumps(value, default=fallback, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # the rare path; anything else fails again, as it should
+        return orjson.dumps(_big_ints_as_numbers(value), default=fallback, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _big_ints_as_numbers(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(int(value)))
+    if isinstance(value, dict):
+        return {k: _big_ints_as_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_big_ints_as_numbers(v) for v in value]
+    return value
+
+
 def create_app(
     settings: Settings | None = None, *, clock: Clock | None = None, name: str = "estate"
 ) -> Sanic:
     settings = settings or load_settings()
-    # UTF-8 JSON: Chinese text stays readable on the wire.
-    app = Sanic(
-        name,
-        configure_logging=False,
-        dumps=partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False),
-    )
+    app = Sanic(name, configure_logging=False, dumps=dumps)
     app.config.update(
         {
             "OAS_URL_PREFIX": "/docs",

@@ -16,17 +16,18 @@ import aiohttp
 import httpx
 from tortoise.context import TortoiseContext
 
-from config.settings import Settings
+from config.settings import Profile, Settings
+from integrations.banks.config import load_banks, refuse_demo_secrets
 from integrations.factory import Integrations, SimulatorSuite, build_integrations
-from services.auth import AuthPolicy, AuthService
 from services.clock import Clock, SystemClock
 from services.db import apply_migrations, close_database, open_database
-from services.guardianship_feed import GuardianshipFeed
-from services.install_keys import with_install_secrets
+from services.guardianship.feed import GuardianshipFeed
+from services.identity.auth import AuthPolicy, AuthService
+from services.identity.install_keys import with_install_secrets
+from services.identity.tokens import TokenSigner
 from services.kv import KeyValueStore, MemoryStore, RedisStore
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter
-from services.tokens import TokenSigner
 
 log = logging.getLogger("estate.container")
 
@@ -56,6 +57,9 @@ async def start_services(
 ) -> Services:
     clock = clock or SystemClock()
     settings = with_install_secrets(settings)
+    banks = load_banks(settings.banks_file)
+    if settings.profile is Profile.PRODUCTION:
+        refuse_demo_secrets(banks)  # before anything is opened
     config = settings.tortoise_config()
     vault = PiiVault.from_settings(settings)  # before migrating: migration 0005 encrypts phones
     if migrate if migrate is not None else (settings.is_sqlite or settings.migrate_on_start):
@@ -72,10 +76,10 @@ async def start_services(
     simulators = None
     if settings.simulators_in_process:
         simulators = await SimulatorSuite.start(
-            settings.simulator_host, settings.simulator_base_port, settings=settings
+            settings.simulator_host, settings.simulator_base_port, settings=settings, banks=banks
         )
         settings = settings.model_copy(update=simulators.settings_overrides())
-    integrations = build_integrations(settings, session=session, http_client=http_client)
+    integrations = build_integrations(settings, session=session, http_client=http_client, banks=banks)
 
     signer = TokenSigner.from_settings(settings, clock)
     auth = AuthService(
@@ -116,8 +120,8 @@ async def start_services(
 
 
 async def load_demo(services: Services) -> None:
+    from demo import civil_registry_dataset_from_db, seed_demo_data
     from integrations.banks.config import load_banks
-    from services.demo import civil_registry_dataset_from_db, seed_demo_data
 
     settings = services.settings
     services.demo = await seed_demo_data(

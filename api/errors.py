@@ -1,18 +1,22 @@
 """Maps every error to one RFC 9457 problem+json envelope, in one place.
 
-Domain errors carry a stable `code`; this module decides the HTTP status. Anything unknown is a
-500 with the request id and nothing of the internals.
+Domain errors carry a stable `code`; this module decides the HTTP status. An `IntegrationError`
+that a service let through is a 503 UPSTREAM_UNAVAILABLE naming the system (a safety net: services
+translate the errors they can act on, e.g. a refusal, and need not wrap the rest). Anything
+unknown is a 500 with the request id and nothing of the internals.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from sanic import HTTPResponse, Request, Sanic
 from sanic import exceptions as sanic_exceptions
 from sanic.response import json as json_response
 
+from integrations.errors import IntegrationError
 from services import errors as e
 
 log = logging.getLogger("estate.api")
@@ -34,9 +38,10 @@ STATUS_BY_ERROR: list[tuple[type[e.DomainError], int]] = [
 ]
 
 # Errors raised by Sanic itself (routing, body parsing), with our codes and texts.
+_REQUIRED = e.AuthenticationRequired
 _SANIC_ERRORS: dict[int, tuple[str, str, str]] = {
     400: ("BAD_REQUEST", "请求格式错误", "The request is malformed"),
-    401: ("AUTHENTICATION_REQUIRED", "需要登录", "Authentication is required"),
+    401: (_REQUIRED.code, _REQUIRED.title_zh, _REQUIRED.title_en),
     403: ("PERMISSION_DENIED", "无权执行该操作", "You are not allowed to do this"),
     404: ("NOT_FOUND", "未找到该资源", "Not found"),
     405: ("METHOD_NOT_ALLOWED", "不支持该请求方法", "Method not allowed"),
@@ -143,6 +148,24 @@ def register_error_handlers(app: Sanic) -> None:
     @app.exception(e.DomainError)
     async def on_domain_error(request: Request, error: e.DomainError) -> HTTPResponse:
         return domain_problem(request, error)
+
+    @app.exception(IntegrationError)
+    async def on_integration_error(request: Request, error: IntegrationError) -> HTTPResponse:
+        # Frames as file:line in function only: no values, so nothing personal reaches the log.
+        frames = [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(error.__traceback__)]
+        log.error(
+            "integration error reached the API: %s",
+            str(error),  # a string, so the log filter masks ID and phone numbers in it
+            extra={
+                "request_id": getattr(request.ctx, "request_id", None),
+                "system": error.system,
+                "operation": error.operation,
+                "outcome": error.outcome,
+                "error_type": type(error).__name__,
+                "frames": " <- ".join(reversed(frames)),
+            },
+        )
+        return domain_problem(request, e.UpstreamUnavailable(system=error.system))
 
     @app.exception(sanic_exceptions.SanicException)
     async def on_sanic_error(request: Request, error: sanic_exceptions.SanicException) -> HTTPResponse:

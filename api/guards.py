@@ -8,16 +8,10 @@ from typing import Any, TypeVar
 
 from sanic import Request
 
-from services.errors import AuthenticationFailed, PermissionDenied
-from services.tokens import Principal
+from services.errors import AuthenticationRequired, PermissionDenied
+from services.identity.tokens import Principal
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-class AuthenticationRequired(AuthenticationFailed):
-    code = "AUTHENTICATION_REQUIRED"
-    title_zh = "需要登录"
-    title_en = "Authentication is required"
 
 
 async def current_principal(request: Request) -> Principal:

@@ -8,20 +8,23 @@ import os
 import socket
 
 from api.container import Services
-from services import guardianship
-from services.auth import OTP_DELIVER
-from services.guardianship_feed import poll_guardianship_feed
-from services.outbox_handlers import build_handlers
-from services.outbox_worker import OutboxWorker
+from api.outbox_handlers import Handler, build_handlers, require_handlers
+from services.guardianship import links as guardianship
+from services.guardianship.feed import poll_guardianship_feed
+from services.outbox.worker import OutboxWorker
+
+
+def outbox_handlers(services: Services) -> dict[str, Handler]:
+    """Every declared topic's handler; refuses to start if one is missing."""
+    handlers = build_handlers(services.integrations, vault=services.vault, auth=services.auth)
+    require_handlers(handlers)
+    return handlers
 
 
 def make_worker(services: Services) -> OutboxWorker:
     return OutboxWorker.from_settings(
         services.settings,
-        handlers={
-            **build_handlers(services.integrations, vault=services.vault),
-            OTP_DELIVER: services.auth.deliver_sms_code,
-        },
+        handlers=outbox_handlers(services),
         worker_id=f"{socket.gethostname()[:40]}-{os.getpid()}",
         clock=services.clock,
     )

@@ -85,7 +85,7 @@ def _decrypt_phones(database_url: str, tokens: list[str]) -> list[str]:
     from cryptography.exceptions import InvalidTag
 
     from config.settings import load_settings
-    from services.install_keys import with_install_secrets
+    from services.identity.install_keys import with_install_secrets
     from services.pii import PiiVault
 
     vault = PiiVault.from_settings(with_install_secrets(load_settings(database_url=database_url)))

@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Well-known development values. Production refuses to start with any of them.
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105
 DEV_PII_KEY = "ZGV2LW9ubHktcGlpLWtleS0zMi1ieXRlcy1sb25nISE="  # base64 of 32 dev bytes
+DEV_SMS_KEY = "sim-sms-key"  # the SMS simulator's key
+# The shipped bank catalogue, with inline demo secrets; integrations.banks refuses those in production.
+DEMO_BANKS_FILE = Path(__file__).with_name("banks.toml")
 
 
 class Profile(StrEnum):
@@ -94,9 +97,9 @@ class Settings(BaseSettings):
     elicense_url: str = ""
     appointment_centre_url: str = ""
     sms_gateway_url: str = ""
-    sms_gateway_api_key: SecretStr = SecretStr("sim-sms-key")
+    sms_gateway_api_key: SecretStr = SecretStr(DEV_SMS_KEY)
     utility_providers_file: Path = Path(__file__).with_name("providers.toml")
-    banks_file: Path = Path(__file__).with_name("banks.toml")
+    banks_file: Path = DEMO_BANKS_FILE
     external_timeout_s: float = 3.0
     external_retries: int = 2
     # Added for integrations/: backoff between retries, simulator URLs for config entries with an
@@ -154,6 +157,10 @@ class Settings(BaseSettings):
                 problems.append("ESTATE_PII_KEY is the development default")
             if self.blind_index_key.get_secret_value().startswith(DEV_SECRET):
                 problems.append("ESTATE_BLIND_INDEX_KEY is the development default")
+            if self.sms_gateway_api_key.get_secret_value() == DEV_SMS_KEY:
+                problems.append(
+                    "ESTATE_SMS_GATEWAY_API_KEY is the SMS simulator's key: set the key the gateway issued"
+                )
             if self.jwt_private_key_file is None:
                 problems.append("ESTATE_JWT_PRIVATE_KEY_FILE is not set")
             if self.database_url.startswith("sqlite"):
@@ -181,12 +188,12 @@ class Settings(BaseSettings):
 
 
 MODEL_MODULES = [
-    "services.models.registry",
-    "services.models.accounts",
-    "services.models.outbox",
-    "services.models.audit",
-    "services.models.guardianship",
-    "services.models.messages",
+    "services.registry.models",
+    "services.identity.models",
+    "services.outbox.models",
+    "services.audit.models",
+    "services.guardianship.models",
+    "services.messages.models",
 ]
 
 

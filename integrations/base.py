@@ -37,6 +37,7 @@ from integrations.errors import (
     SystemTimeout,
     SystemUnavailable,
 )
+from standards import gb11643
 
 T = TypeVar("T")
 
@@ -49,12 +50,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def mask_id(value: str | None) -> str:
-    """Keep the first 4 and last 4 characters of an ID number (`1101**********1239`)."""
-    if not value:
-        return ""
-    if len(value) <= 8:
-        return "*" * len(value)
-    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+    """An ID number as logs show it (`1101**********1239`): the one mask, `standards.gb11643.mask`."""
+    return gb11643.mask(value)
 
 
 def mask_phone(value: str | None) -> str:

@@ -69,12 +69,6 @@ class Conflict(DomainError):
     title_en = "The request conflicts with the current state"
 
 
-class IdempotencyKeyReused(Conflict):
-    code = "IDEMPOTENCY_KEY_REUSED"
-    title_zh = "幂等键已用于不同的请求"
-    title_en = "The idempotency key was used for a different request"
-
-
 # --- authentication and authorisation ------------------------------------------------------------
 
 
@@ -82,6 +76,14 @@ class AuthenticationFailed(DomainError):
     code = "AUTHENTICATION_FAILED"
     title_zh = "身份认证失败"
     title_en = "Authentication failed"
+
+
+class AuthenticationRequired(AuthenticationFailed):
+    """No credentials at all, as opposed to wrong ones."""
+
+    code = "AUTHENTICATION_REQUIRED"
+    title_zh = "需要登录"
+    title_en = "Authentication is required"
 
 
 class TokenInvalid(AuthenticationFailed):
@@ -106,12 +108,6 @@ class OtpAttemptsExceeded(AuthenticationFailed):
     code = "OTP_ATTEMPTS_EXCEEDED"
     title_zh = "验证码错误次数过多，请重新获取"
     title_en = "Too many wrong codes; request a new one"
-
-
-class PhoneNotRegistered(AuthenticationFailed):
-    code = "PHONE_NOT_REGISTERED"
-    title_zh = "该手机号未绑定实名用户"
-    title_en = "This phone number is not registered to a real-name person"
 
 
 class AccountLocked(AuthenticationFailed):

@@ -1,7 +1,9 @@
 """Validation, normalisation and masking of the identifiers the registry works with.
 
-Formats and checked examples: ../shared/DOMAIN.md. python-stdnum is not used for the credit code
-because it rejects valid codes whose registration-authority character is a letter.
+The rules of the national standards (GB 11643 ID numbers, GB 32100 credit codes) live in
+`standards/`, a pure package the integrations layer applies too; this module turns their verdicts
+into DomainErrors with bilingual messages, and owns the rules that are ours (age of majority,
+unit and certificate numbers, phones). Formats and checked examples: ../shared/DOMAIN.md.
 """
 
 from __future__ import annotations
@@ -17,54 +19,50 @@ from services.errors import (
     InvalidPhone,
     InvalidUnitNumber,
 )
+from standards import gb11643, gb32100
 
-# --- GB 11643-1999 resident ID number -------------------------------------------------------------
+# --- GB 11643-1999 resident ID number (rule: standards/gb11643.py) --------------------------------
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
+_ID_DEFECTS: dict[str, tuple[str, str, str]] = {  # defect -> (message zh, message en, reason)
+    "shape": (
+        "身份证号码应为18位，前17位为数字，最后一位为数字或X",
+        "An ID number has 18 characters: 17 digits and a digit or X",
+        "shape",
+    ),
+    "no_such_date": (
+        "身份证号码中的出生日期不存在",
+        "The birth date in the ID number does not exist",
+        "birth_date",
+    ),
+    "implausible_birth_date": (
+        "身份证号码中的出生日期不合理",
+        "The birth date in the ID number is impossible",
+        "birth_date",
+    ),
+    "checksum": ("身份证号码校验位错误", "The ID number's check character is wrong", "checksum"),
+}
 
 
 def id_check_char(first17: str) -> str:
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+    return gb11643.check_char(first17)
 
 
 def normalise_id_number(value: str, *, today: date | None = None) -> str:
     """Upper-cased, checked ID number; raises InvalidIdNumber with the reason."""
-    candidate = value.strip().upper()
-    if not _ID_SHAPE.match(candidate):
-        raise InvalidIdNumber(
-            "身份证号码应为18位，前17位为数字，最后一位为数字或X",
-            "An ID number has 18 characters: 17 digits and a digit or X",
-            reason="shape",
-        )
-    try:
-        born = date(int(candidate[6:10]), int(candidate[10:12]), int(candidate[12:14]))
-    except ValueError:
-        raise InvalidIdNumber(
-            "身份证号码中的出生日期不存在",
-            "The birth date in the ID number does not exist",
-            reason="birth_date",
-        ) from None
-    if born > (today or date.today()) or born.year < 1880:
-        raise InvalidIdNumber(
-            "身份证号码中的出生日期不合理",
-            "The birth date in the ID number is impossible",
-            reason="birth_date",
-        )
-    if id_check_char(candidate[:17]) != candidate[17]:
-        raise InvalidIdNumber(
-            "身份证号码校验位错误", "The ID number's check character is wrong", reason="checksum"
-        )
+    candidate = gb11643.normalise(value)
+    defect = gb11643.defect(candidate, today=today or date.today())
+    if defect is not None:
+        zh, en, reason = _ID_DEFECTS[defect]
+        raise InvalidIdNumber(zh, en, reason=reason)
     return candidate
 
 
 def birth_date_of(id_number: str) -> date:
-    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+    return gb11643.birth_date(id_number)
 
 
 def gender_of(id_number: str) -> str:
-    return "M" if int(id_number[16]) % 2 else "F"
+    return "M" if gb11643.is_male(id_number) else "F"
 
 
 def age_on(id_number: str, day: date) -> int:
@@ -81,60 +79,41 @@ def eighteenth_birthday(id_number: str) -> date:
 
 
 def mask_id_number(id_number: str) -> str:
-    """`1101**********1239`: first 4 and last 4 kept."""
-    if len(id_number) < 8:
-        return "*" * len(id_number)
-    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
+    """For display only (`1101**********1239`); the one mask, `standards.gb11643.mask`."""
+    return gb11643.mask(id_number)
 
 
-# --- GB 32100-2015 unified social credit code -----------------------------------------------------
+# --- GB 32100-2015 unified social credit code (rule: standards/gb32100.py) ------------------------
 
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_VALUE = {c: i for i, c in enumerate(_USCC_ALPHABET)}
-_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-
-
-_ORG_BODY = re.compile(r"^[0-9A-Z]{8}$")
+_CREDIT_CODE_DEFECTS: dict[str, tuple[str, str]] = {  # defect (= reason) -> (message zh, message en)
+    "shape": (
+        "统一社会信用代码应为18位，由数字和大写字母（不含I、O、Z、S、V）组成",
+        "A credit code has 18 characters from digits and capitals except I, O, Z, S, V",
+    ),
+    "checksum": ("统一社会信用代码校验位错误", "The credit code's check character is wrong"),
+    "organisation_code": (
+        "统一社会信用代码中的组织机构代码校验位错误",
+        "The organisation code inside the credit code has a wrong check character",
+    ),
+}
 
 
 def credit_code_check_char(first17: str) -> str:
-    """GB 32100: the 18th character of a unified social credit code; ValueError outside its alphabet."""
-    if len(first17) != 17 or any(c not in _USCC_VALUE for c in first17):
-        raise ValueError(f"not the first 17 characters of a credit code: {first17!r}")
-    total = sum(_USCC_VALUE[c] * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
-    return _USCC_ALPHABET[(31 - total % 31) % 31]
+    """The 18th character of a credit code; ValueError outside its alphabet."""
+    return gb32100.check_char(first17)
 
 
 def organisation_code_check_char(first8: str) -> str:
-    """GB 11714: the 9th character of an organisation code, which positions 9-17 of a credit code
-    embed. Letters count as 10..35 (A=10); ValueError for anything but 8 digits or capitals."""
-    if not _ORG_BODY.match(first8):
-        raise ValueError(f"not the first 8 characters of an organisation code: {first8!r}")
-    values = [int(c) if c.isdigit() else ord(c) - ord("A") + 10 for c in first8]
-    check = 11 - sum(v * w for v, w in zip(values, _ORG_WEIGHTS, strict=True)) % 11
-    return {10: "X", 11: "0"}.get(check, str(check))
+    """GB 11714: the 9th character of an organisation code (positions 9-17 of a credit code)."""
+    return gb32100.organisation_code_check_char(first8)
 
 
 def normalise_credit_code(value: str) -> str:
-    candidate = value.strip().upper()
-    if len(candidate) != 18 or any(c not in _USCC_VALUE for c in candidate):
-        raise InvalidCreditCode(
-            "统一社会信用代码应为18位，由数字和大写字母（不含I、O、Z、S、V）组成",
-            "A credit code has 18 characters from digits and capitals except I, O, Z, S, V",
-            reason="shape",
-        )
-    if credit_code_check_char(candidate[:17]) != candidate[17]:
-        raise InvalidCreditCode(
-            "统一社会信用代码校验位错误", "The credit code's check character is wrong", reason="checksum"
-        )
-    org = candidate[8:17]
-    if organisation_code_check_char(org[:8]) != org[8]:
-        raise InvalidCreditCode(
-            "统一社会信用代码中的组织机构代码校验位错误",
-            "The organisation code inside the credit code has a wrong check character",
-            reason="organisation_code",
-        )
+    candidate = gb32100.normalise(value)
+    defect = gb32100.defect(candidate)
+    if defect is not None:
+        zh, en = _CREDIT_CODE_DEFECTS[defect]
+        raise InvalidCreditCode(zh, en, reason=defect)
     return candidate
 
 

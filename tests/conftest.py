@@ -22,40 +22,18 @@ from config.settings import Settings
 from services.clock import AdjustableClock
 from services.pii import PiiVault
 from tests import factories
+from tests.support.postgres import scratch_postgres
 from tests.support.server import RunningApp, running_app
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
-async def _scratch_postgres(base_url: str) -> tuple[str, str]:
-    import asyncpg
-
-    name = f"estate_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(base_url.rstrip("/") + "/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return base_url.rstrip("/") + f"/{name}", name
-
-
-async def _drop_postgres(base_url: str, name: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(base_url.rstrip("/") + "/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="session")
 async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     if TEST_DATABASE_URL:
-        url, name = await _scratch_postgres(TEST_DATABASE_URL)
-        yield url
-        await _drop_postgres(TEST_DATABASE_URL, name)
+        async with scratch_postgres(TEST_DATABASE_URL) as url:
+            yield url
     else:
         path: Path = tmp_path_factory.mktemp("db") / "estate.sqlite3"
         yield f"sqlite://{path}"

@@ -1,7 +1,7 @@
 """Plain async factories for tests: `await create_person(name="张三")`, `await create_right(holders=...)`.
 
 Every call makes new, valid and unique values, because tests share one database per session. The
-values come from ranges the demo data never uses (services/demo/ lists them): ID-number
+values come from ranges the demo data never uses (demo/ lists them): ID-number
 sequences 800-899, phones 170xxxxxxxx, cadastral district 900 in unit numbers, certificate
 sequences from 9,000,000, case numbers starting with "T". Uniqueness holds within one process.
 
@@ -25,10 +25,11 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from config.settings import Settings
-from services.demo import DISTRICTS, credit_code
+from demo import DISTRICTS, credit_code
 from services.identifiers import format_certificate_number, id_check_char
-from services.models.accounts import ApiClient, StaffUser
-from services.models.registry import (
+from services.identity.models import ApiClient, StaffUser
+from services.pii import PiiVault
+from services.registry.models import (
     Encumbrance,
     Mortgage,
     Office,
@@ -39,7 +40,6 @@ from services.models.registry import (
     Right,
     RightHolder,
 )
-from services.pii import PiiVault
 
 DEFAULT_STAFF_PASSWORD = "Test-Clerk-Password-1"
 DEFAULT_CLIENT_SECRET = "test-bank-client-secret-0123456789"

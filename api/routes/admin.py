@@ -11,7 +11,7 @@ from sanic.response import json
 from api.guards import requires
 from api.openapi import doc
 from api.validation import parse_json
-from services import outbox
+from services.outbox import store as outbox
 
 bp = Blueprint("admin", url_prefix="/api/v1/admin")
 

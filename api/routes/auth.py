@@ -13,8 +13,8 @@ from api.fields import Phone
 from api.guards import current_principal
 from api.openapi import doc
 from api.validation import parse_json
-from services.auth import TokenPair
 from services.errors import AuthenticationFailed
+from services.identity.auth import TokenPair
 
 bp = Blueprint("auth", url_prefix="/api/v1/auth")
 

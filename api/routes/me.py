@@ -8,7 +8,7 @@ from sanic.response import json
 
 from api.guards import current_principal, requires
 from api.openapi import doc
-from services.accounts import profile
+from services.identity.accounts import profile
 
 bp = Blueprint("me", url_prefix="/api/v1")
 

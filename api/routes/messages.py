@@ -21,7 +21,7 @@ from api.routes.properties import (
     services,
 )
 from api.validation import parse_query
-from services import messages
+from services.messages import inbox as messages
 
 bp = Blueprint("messages", url_prefix="/api/v1")
 

@@ -15,9 +15,10 @@ from sanic.response import json
 from api.guards import current_principal, requires
 from api.openapi import doc
 from api.validation import parse_query
-from services import audit, properties
+from services.audit import log as audit
 from services.errors import InvalidCursor, NotFound
-from services.properties import PropertyFilters
+from services.registry import properties as properties
+from services.registry.properties import PropertyFilters
 
 bp = Blueprint("properties", url_prefix="/api/v1")
 

@@ -25,7 +25,7 @@ from api.routes.properties import (
     services,
 )
 from api.validation import parse_json, parse_query
-from services import guardianship
+from services.guardianship import links as guardianship
 
 bp = Blueprint("wards", url_prefix="/api/v1")
 

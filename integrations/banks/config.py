@@ -1,23 +1,23 @@
 """Bank catalogue (config/banks.toml), shared by the callbacks and the OAuth client-credentials code.
 
 Secrets may be given inline (demo values) or, as production does, through `client_secret_file` /
-`callback_secret_file` (e.g. a mounted secret); a file wins over an inline value.
+`callback_secret_file` (e.g. a mounted secret); a file wins over an inline value. The secrets written
+in the shipped `config/banks.toml` are public: a production start refuses them
+(`refuse_demo_secrets`), wherever they come from.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.settings import ConfigurationError
+from config.settings import DEMO_BANKS_FILE, ConfigurationError
+from standards import gb32100
 
-_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 MIN_SECRET_LENGTH = 16
 
@@ -36,16 +36,9 @@ class BankConfig:
 
 
 def uscc_valid(code: str) -> bool:
-    """GB 32100-2015 check character, and the embedded GB 11714 organisation code's own check."""
-    if len(code) != 18 or any(c not in _USCC_CHARS for c in code):
-        return False
-    values = [_USCC_CHARS.index(c) for c in code]
-    if (31 - sum(v * w for v, w in zip(values[:17], _USCC_WEIGHTS, strict=True)) % 31) % 31 != values[17]:
-        return False
-    org = code[8:17]
-    org_values = [_USCC_CHARS.index(c) for c in org[:8]]
-    check = 11 - sum(v * w for v, w in zip(org_values, _ORG_WEIGHTS, strict=True)) % 11
-    return org[8] == {10: "X", 11: "0"}.get(check, str(check))
+    """GB 32100-2015 check character, and the embedded GB 11714 organisation code's own check
+    (the one rule, `standards.gb32100`, which `services.identifiers` applies too)."""
+    return gb32100.is_valid(code)
 
 
 def load_banks(path: Path | str) -> list[BankConfig]:
@@ -73,6 +66,39 @@ def parse_banks(
     if problems:
         raise ConfigurationError(f"{source}: " + "; ".join(problems))
     return banks
+
+
+def refuse_demo_secrets(banks: Iterable[BankConfig], *, demo_file: Path = DEMO_BANKS_FILE) -> None:
+    """For a production start: no bank may use a secret written inline in the demo catalogue.
+
+    Those values are in the repository, so a client signing in with one, or a callback signed with
+    one, proves nothing. Compared by value, so a copy of the demo file under another name, or a
+    secret file holding a demo value, is refused too. Raises ConfigurationError naming what to set."""
+    demo = _inline_secrets(demo_file)
+    problems = [
+        f"bank {bank.code}: {name} is a demo value from {demo_file.name}; set {name}_file to a file "
+        "holding the secret agreed with the bank"
+        for bank in banks
+        for name in ("client_secret", "callback_secret")
+        if getattr(bank, name) in demo
+    ]
+    if problems:
+        raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
+
+
+def _inline_secrets(path: Path) -> frozenset[str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return frozenset()  # no demo catalogue shipped: no demo values to refuse
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the demo banks from {path}: {exc}") from exc
+    return frozenset(
+        str(entry[name])
+        for entry in data.get("bank", [])
+        for name in ("client_secret", "callback_secret")
+        if entry.get(name)
+    )
 
 
 def _bank(entry: Mapping[str, Any], base_dir: Path | None) -> BankConfig:

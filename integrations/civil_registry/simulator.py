@@ -36,9 +36,7 @@ from integrations.civil_registry.base import (
     Relation,
 )
 from integrations.simulator import Reply, SimRejection, Simulator, json_object, required
-
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
+from standards import gb11643
 
 # The simulator speaks the wire codes the adapter's tables read (GB/T 2261.1, GB/T 4761).
 _SEX_CODE = {Gender.MALE: "1", Gender.FEMALE: "2", Gender.UNKNOWN: "0"}
@@ -65,17 +63,14 @@ Pair = tuple[str, str]  # (guardian ID number, ward ID number)
 
 
 def id_number_valid(value: str) -> bool:
-    """GB 11643-1999: 17 digits, a check character, a real birth date."""
-    value = value.upper()
-    if len(value) != 18 or not value[:17].isdigit():
-        return False
-    if _CHECK[sum(int(c) * w for c, w in zip(value[:17], _WEIGHTS, strict=True)) % 11] != value[17]:
-        return False
-    try:
-        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return False
-    return True
+    """GB 11643-1999 (`standards.gb11643`): ASCII digits, a check character, a real birth date.
+    No "not in the future" check: the simulator holds whatever reference data a test loads, and
+    the service applies that part of the rule with its own clock before it asks."""
+    return gb11643.is_valid(value.upper(), today=None)
+
+
+def _encoded_gender(id_number: str) -> Gender:
+    return Gender.MALE if gb11643.is_male(id_number) else Gender.FEMALE
 
 
 @dataclass
@@ -103,9 +98,9 @@ class SimPerson:
                 if isinstance(birth, date)
                 else date.fromisoformat(birth)
                 if birth
-                else date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+                else gb11643.birth_date(id_number)
             ),
-            gender=Gender(gender) if gender else (Gender.MALE if int(id_number[16]) % 2 else Gender.FEMALE),
+            gender=Gender(gender) if gender else _encoded_gender(id_number),
             alive=bool(data.get("alive", True)),
             household_id=str(data["household_id"]) if data.get("household_id") else None,
             relation=Relation(data.get("relation") or Relation.HEAD),
@@ -119,6 +114,55 @@ class SimPerson:
     def decides_guardianship(self) -> tuple[bool, date]:
         """The part of the record a guardianship check reads: a change here is a feed entry."""
         return self.alive, self.birth_date
+
+
+# --- the registry's rules, shared with the in-memory fake (integrations/testing/civil_registry.py) ---
+
+
+def touched_pairs(
+    old_people: Mapping[str, SimPerson],
+    old_guardianships: Mapping[Pair, str],
+    people: Mapping[str, SimPerson],
+    guardianships: Mapping[Pair, str],
+) -> dict[Pair, GuardianshipChangeKind]:
+    """The feed entries a data change records: one per (guardian, ward) pair whose answer may differ."""
+    touched: dict[Pair, GuardianshipChangeKind] = {}
+    for pair in old_guardianships.keys() - guardianships.keys():
+        touched[pair] = GuardianshipChangeKind.WITHDRAWN
+    for pair, relation in guardianships.items():
+        before = old_guardianships.get(pair)
+        if before is None:
+            touched[pair] = GuardianshipChangeKind.ADDED
+        elif before != relation:
+            touched[pair] = GuardianshipChangeKind.CHANGED
+    changed_people = {
+        id_number
+        for id_number in old_people.keys() | people.keys()
+        if _decides(old_people.get(id_number)) != _decides(people.get(id_number))
+    }
+    for pair in old_guardianships.keys() | guardianships.keys():
+        if pair not in touched and (pair[0] in changed_people or pair[1] in changed_people):
+            touched[pair] = GuardianshipChangeKind.PERSON_CHANGED
+    return touched
+
+
+def guardianship_result(guardian: SimPerson, ward: SimPerson, today: date) -> str:
+    """MATCH, or why a recorded guardianship no longer holds (the wire's result codes)."""
+    if not ward.alive:
+        return "WARD_DECEASED"
+    if _age(ward.birth_date, today) >= ADULT_AGE:
+        return "WARD_OF_AGE"
+    if not guardian.alive:
+        return "GUARDIAN_DECEASED"
+    return "MATCH"
+
+
+def household_of(person: SimPerson, people: Iterable[SimPerson]) -> list[SimPerson]:
+    """The person's household, head first, then by birth date."""
+    return sorted(
+        (p for p in people if p.household == person.household),
+        key=lambda p: (p.relation is not Relation.HEAD, p.birth_date, p.id_number),
+    )
 
 
 @dataclass(frozen=True)
@@ -175,23 +219,7 @@ class CivilRegistrySimulator(Simulator):
 
     def _replace(self, people: dict[str, SimPerson], guardianships: dict[Pair, str]) -> None:
         """Swap in new data and record a feed entry for every pair whose answer may differ."""
-        touched: dict[Pair, GuardianshipChangeKind] = {}
-        for pair in self._guardianships.keys() - guardianships.keys():
-            touched[pair] = GuardianshipChangeKind.WITHDRAWN
-        for pair, relation in guardianships.items():
-            before = self._guardianships.get(pair)
-            if before is None:
-                touched[pair] = GuardianshipChangeKind.ADDED
-            elif before != relation:
-                touched[pair] = GuardianshipChangeKind.CHANGED
-        changed_people = {
-            id_number
-            for id_number in self._people.keys() | people.keys()
-            if _decides(self._people.get(id_number)) != _decides(people.get(id_number))
-        }
-        for pair in self._guardianships.keys() | guardianships.keys():
-            if pair not in touched and (pair[0] in changed_people or pair[1] in changed_people):
-                touched[pair] = GuardianshipChangeKind.PERSON_CHANGED
+        touched = touched_pairs(self._people, self._guardianships, people, guardianships)
         self._people = dict(people)
         self._guardianships = dict(guardianships)
         now = self.clock()
@@ -248,10 +276,7 @@ class CivilRegistrySimulator(Simulator):
 
     async def _get_household(self, request: web.Request) -> Reply:
         person = self._person((await json_object(request)).get("id_number"))
-        members = sorted(
-            (p for p in self._people.values() if p.household == person.household),
-            key=lambda p: (p.relation is not Relation.HEAD, p.birth_date, p.id_number),
-        )
+        members = household_of(person, self._people.values())
         return Reply(
             200,
             {
@@ -273,14 +298,7 @@ class CivilRegistrySimulator(Simulator):
         relation = self._guardianships.get((guardian.id_number, ward.id_number))
         if relation is None:
             raise SimRejection(404, GUARDIANSHIP_NOT_FOUND, "no guardianship on record between these persons")
-        if not ward.alive:
-            result = "WARD_DECEASED"
-        elif _age(ward.birth_date, self.clock().date()) >= ADULT_AGE:
-            result = "WARD_OF_AGE"
-        elif not guardian.alive:
-            result = "GUARDIAN_DECEASED"
-        else:
-            result = "MATCH"
+        result = guardianship_result(guardian, ward, self.clock().date())
         return Reply(200, {"result": result, "relation": relation})
 
     async def _guardianship_changes(self, request: web.Request) -> Reply:

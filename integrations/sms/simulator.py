@@ -17,7 +17,7 @@ from aiohttp import web
 from integrations.simulator import Reply, SimRejection, Simulator, json_object, required
 
 TEMPLATES_FILE = Path(__file__).with_name("templates.toml")
-_PHONE = re.compile(r"^1[3-9]\d{9}$")
+MOBILE_NUMBER = re.compile(r"^1[3-9]\d{9}$")
 
 
 def load_templates(path: Path = TEMPLATES_FILE) -> tuple[str, dict[str, str]]:
@@ -61,7 +61,7 @@ class SmsGatewaySimulator(Simulator):
         body = await json_object(request)
         phone, template = required(body, "phone"), required(body, "template_code")
         params = body.get("params") or {}
-        if not _PHONE.match(phone):
+        if not MOBILE_NUMBER.match(phone):
             raise SimRejection(400, "isv.MOBILE_NUMBER_ILLEGAL", "not a mainland mobile number")
         text = self.templates.get(template)
         if text is None:

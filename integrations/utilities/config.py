@@ -16,6 +16,7 @@ from typing import Any
 
 from config.settings import ConfigurationError
 from integrations.utilities.base import UtilityKind
+from standards.gb2260 import SHANGHAI_DISTRICTS
 
 ALL_DISTRICTS = "*"
 _NAME = re.compile(r"^[a-z_]+\.[a-z0-9][a-z0-9-]*$")
@@ -64,7 +65,8 @@ def parse_providers(
     data: Mapping[str, Any], *, source: str = "<providers>", require_full_coverage: bool = True
 ) -> ProviderCatalogue:
     problems: list[str] = []
-    districts = {str(k): str(v) for k, v in dict(data.get("area", {}).get("districts", {})).items()}
+    listed = data.get("area", {}).get("districts", SHANGHAI_DISTRICTS)
+    districts = {str(k): str(v) for k, v in dict(listed).items()}
     if not districts:
         problems.append("[area] districts is empty")
     problems += [f"district code {d!r} is not 6 digits" for d in districts if not _DISTRICT.match(d)]

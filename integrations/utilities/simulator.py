@@ -17,7 +17,7 @@ from aiohttp import web
 from integrations.simulator import Reply, SimRejection, Simulator, json_object, required
 from integrations.utilities.base import INVALID_ACCOUNT, TRANSFER_NOT_FOUND, TransferStatus
 
-_ACCOUNT = re.compile(r"^\d{6,20}$")
+ACCOUNT_NUMBER = re.compile(r"^\d{6,20}$")
 _JSON_STATUS = {
     TransferStatus.SUBMITTED: "ACCEPTED",
     TransferStatus.IN_PROGRESS: "PROCESSING",
@@ -72,7 +72,7 @@ class UtilitiesSimulator(Simulator):
         return provider
 
     def _create(self, provider: str, style: str, fields: dict[str, str], portal: bool) -> dict[str, Any]:
-        if not _ACCOUNT.match(fields["account_no"]):
+        if not ACCOUNT_NUMBER.match(fields["account_no"]):
             raise _refusal(portal, 422, "E1001", INVALID_ACCOUNT, "户号不存在或格式错误")
         try:
             date.fromisoformat(fields["effective_date"])

@@ -1,7 +1,7 @@
 """The access log becomes append-only in the database itself: triggers reject UPDATE, DELETE
 (and on PostgreSQL TRUNCATE) of `access_log` rows, whoever sends them.
 
-The hash chain (services/audit.py) shows an edit after the fact; the triggers stop the
+The hash chain (services/audit/log.py) shows an edit after the fact; the triggers stop the
 application, a script or a hand-typed statement from making one at all. They do not stop
 someone allowed to drop or disable a trigger (on SQLite: anyone who can open the file), which is
 why the chain and the published head hash stay. `access_log_head` keeps no trigger: each append

@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from tests.support.postgres import scratch_postgres
 from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,27 +146,6 @@ def _with_path(url: str, path: str) -> str:
 
 
 @asynccontextmanager
-async def scratch_database(base_url: str) -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"estate_scale_{uuid.uuid4().hex[:10]}"
-    admin_url = _with_path(base_url, "/postgres")
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield _with_path(base_url, f"/{name}")
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-@asynccontextmanager
 async def scratch_redis(base_url: str) -> AsyncIterator[str]:
     """TEST_REDIS_URL's neighbouring database number (14 for the usual /15), flushed before and after."""
     from redis.asyncio import Redis
@@ -227,8 +206,8 @@ import asyncio, sys
 from config.settings import load_settings
 from services.clock import SystemClock
 from services.db import close_database, open_database
-from services.outbox import enqueue
-from services.outbox_handlers import SMS_SEND, sms_to_phone
+from services.outbox.store import enqueue
+from services.messages.sms import SMS_SEND, sms_to_phone
 from services.pii import PiiVault
 from tortoise.transactions import in_transaction
 
@@ -296,7 +275,7 @@ async def _sign_in(http: httpx.AsyncClient, server: str, sms_url: str, phone: st
 
 async def test_two_servers_and_two_workers_share_state(tmp_path: Path) -> None:
     async with (
-        scratch_database(TEST_DATABASE_URL) as database_url,
+        scratch_postgres(TEST_DATABASE_URL, prefix="estate_scale") as database_url,
         scratch_redis(TEST_REDIS_URL) as redis_url,
     ):
         cluster = Cluster(tmp_path, _base_env(tmp_path, database_url, redis_url))

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from services.clock import local_today
-from services.models.registry import Person
+from services.registry.models import Person
 
 
 def years_ago(today: date, years: int, plus_days: int = 0) -> date:

@@ -12,12 +12,12 @@ import pytest
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from services import audit
-from services.auth import hash_password
+from services.audit import log as audit
+from services.audit.models import AccessLogEntry
 from services.db import dialect
-from services.models.accounts import StaffUser
-from services.models.audit import AccessLogEntry
-from services.tokens import Principal
+from services.identity.auth import hash_password
+from services.identity.models import StaffUser
+from services.identity.tokens import Principal
 from tests.factories import create_organisation, create_person, create_right
 from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
 from tests.integration.test_wards import WARDS, make_family

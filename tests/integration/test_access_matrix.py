@@ -31,10 +31,10 @@ from typing import Any
 import httpx
 
 from api.openapi import INT64_MAX
-from services import messages as inbox
-from services.models.guardianship import GuardianshipLink
-from services.models.messages import InboxMessage
-from services.models.registry import Person
+from services.guardianship.models import GuardianshipLink
+from services.messages import inbox as inbox
+from services.messages.models import InboxMessage
+from services.registry.models import Person
 from tests.factories import create_person, create_right, make_id_number
 from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
 

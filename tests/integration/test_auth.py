@@ -11,9 +11,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.auth import OTP_DELIVER, AuthPolicy, AuthService
 from services.identifiers import mask_id_number
-from services.outbox import pending_counts
+from services.identity.auth import OTP_DELIVER, AuthPolicy, AuthService
+from services.outbox.store import pending_counts
 from services.ratelimit import RateLimiter
 from tests.factories import (
     DEFAULT_STAFF_PASSWORD,

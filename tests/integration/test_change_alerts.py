@@ -8,12 +8,12 @@ from datetime import date
 
 import pytest
 
-from services import registry_changes
 from services.errors import InvalidCaseTransition, RegisterStateConflict, ValidationFailed
-from services.models.messages import InboxMessage
-from services.models.outbox import OutboxMessage
-from services.models.registry import RealEstateUnit
-from services.properties import PropertyFilters, list_properties
+from services.messages.models import InboxMessage
+from services.outbox.models import OutboxMessage
+from services.registry import changes as registry_changes
+from services.registry.models import RealEstateUnit
+from services.registry.properties import PropertyFilters, list_properties
 from tests.factories import (
     create_organisation,
     create_person,
@@ -224,7 +224,7 @@ async def test_a_guardians_cached_view_of_a_ward_is_invalidated_too(client, app,
 async def test_a_read_racing_a_change_cannot_put_a_stale_list_back(client, app, vault):
     """The reader reads the database before the change commits and writes the cache after the
     change's invalidation: its stale list must land where no later read looks."""
-    from services.cache import cached_property_list
+    from services.registry.cache import cached_property_list
 
     me = await create_person(vault=vault)
     right = await create_right(holders=[(me, "1")])

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from services.models.audit import AccessLogEntry
+from services.audit.models import AccessLogEntry
 from tests.factories import (
     DEFAULT_STAFF_PASSWORD,
     create_person,

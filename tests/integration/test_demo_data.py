@@ -1,4 +1,4 @@
-"""The demo register (services/demo/) on fresh SQLite files built by the real migrations: what
+"""The demo register (demo/) on fresh SQLite files built by the real migrations: what
 docs/demo.md promises about the demo identities holds, the data is valid, repeatable and idempotent,
 and no ID number is stored in plain text."""
 
@@ -18,15 +18,15 @@ from argon2 import PasswordHasher
 from tortoise.context import TortoiseContext
 
 from config.settings import Settings, tortoise_config
-from integrations.banks import BankConfig, load_banks
-from services.db import apply_migrations
-from services.demo import (
+from demo import (
     DISTRICTS,
     DemoIdentities,
     civil_registry_dataset,
     civil_registry_dataset_from_db,
     seed_demo_data,
 )
+from integrations.banks import BankConfig, load_banks
+from services.db import apply_migrations
 from services.identifiers import (
     age_on,
     birth_date_of,
@@ -36,8 +36,9 @@ from services.identifiers import (
     parse_certificate_number,
     parse_unit_number,
 )
-from services.models.accounts import ApiClient, StaffUser
-from services.models.registry import (
+from services.identity.models import ApiClient, StaffUser
+from services.pii import PiiVault
+from services.registry.models import (
     Encumbrance,
     Mortgage,
     Office,
@@ -48,7 +49,6 @@ from services.models.registry import (
     Right,
     RightHolder,
 )
-from services.pii import PiiVault
 from tests import factories
 
 SEED = 20261129

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -25,8 +23,8 @@ from config.settings import tortoise_config
 from integrations.errors import AdapterNotConfigured, RequestRejected, SystemTimeout, SystemUnavailable
 from services.clock import Clock, FrozenClock, SystemClock
 from services.db import apply_migrations, dialect
-from services.models.outbox import OutboxMessage
-from services.outbox import (
+from services.outbox.models import OutboxMessage
+from services.outbox.store import (
     OutboxKeyConflict,
     claim_batch,
     enqueue,
@@ -35,7 +33,8 @@ from services.outbox import (
     purge_delivered,
     redrive,
 )
-from services.outbox_worker import OutboxWorker, backoff_delay
+from services.outbox.worker import OutboxWorker, backoff_delay
+from tests.support.postgres import scratch_postgres
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TOPIC = "outbox_test.store_license"  # no real handler: an in-process app worker never takes it
@@ -43,31 +42,6 @@ NEEDS_PG = "needs PostgreSQL: set TEST_DATABASE_URL"
 
 
 # --- databases ---------------------------------------------------------------------------------
-
-
-def database_url_for(base_url: str, name: str) -> str:
-    parts = urlsplit(base_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-
-
-@asynccontextmanager
-async def scratch_postgres(base_url: str) -> AsyncIterator[str]:
-    """A new, empty database on the server of `base_url`, dropped on exit."""
-    name = f"outbox_test_{uuid.uuid4().hex[:12]}"
-    admin_url = database_url_for(base_url, "postgres").replace("postgres://", "postgresql://", 1)
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield database_url_for(base_url, name)
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @asynccontextmanager
@@ -81,7 +55,7 @@ async def migrated_database(backend: str, directory: Path) -> AsyncIterator[str]
     base_url = os.environ.get("TEST_DATABASE_URL")
     if not base_url:
         pytest.skip(NEEDS_PG)
-    async with scratch_postgres(base_url) as url:
+    async with scratch_postgres(base_url, prefix="outbox_test") as url:
         await apply_migrations(tortoise_config(url))
         yield url
 
@@ -307,7 +281,7 @@ async def test_a_crashing_handler_is_logged_and_retried(
     handler = Recorder(KeyError("license_type"))
     message = await put(frozen)
     w = worker({TOPIC: handler}, frozen, backoff_base_s=0.01, backoff_cap_s=0.01)
-    with caplog.at_level(logging.ERROR, logger="services.outbox"):
+    with caplog.at_level(logging.ERROR, logger="services.outbox.store"):
         assert await w.run_once() == 1
     crash = [r for r in caplog.records if r.getMessage().startswith("outbox: handler for")]
     assert crash and crash[0].exc_info is not None  # with the traceback

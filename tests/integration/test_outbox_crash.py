@@ -19,14 +19,12 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 import httpx
 import pytest
 from tortoise.context import TortoiseContext
@@ -36,8 +34,9 @@ from config.settings import Settings, tortoise_config
 from integrations.factory import build_integrations
 from services.clock import SystemClock
 from services.db import apply_migrations
-from services.models.outbox import OutboxMessage
-from services.outbox import Handler, enqueue
+from services.outbox.models import OutboxMessage
+from services.outbox.store import Handler, enqueue
+from tests.support.postgres import scratch_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +136,7 @@ def worker_env(overrides: dict[str, str], **extra: str) -> dict[str, str]:
 async def start_worker(tmp_path: Path, name: str, url: str, env: dict[str, str]) -> Process:
     return await Process.start(
         tmp_path / f"worker-{name}.log",
-        "-m", "services.outbox_cli", "worker",
+        "-m", "services.outbox.cli", "worker",
         "--database-url", url,
         "--handlers", "tests.integration.test_outbox_crash:elicense_handlers",
         "--worker-id", name,
@@ -152,31 +151,18 @@ async def start_worker(tmp_path: Path, name: str, url: str, env: dict[str, str])
 # --- databases ---------------------------------------------------------------------------------
 
 
-def database_url_for(base_url: str, name: str) -> str:
-    parts = urlsplit(base_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-
-
 @asynccontextmanager
 async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh database built by the real migrations, open in this process too."""
-    if backend == "sqlite":
-        url = f"sqlite://{tmp_path / 'outbox.sqlite3'}"
-        dropped = None
-    else:
-        base_url = os.environ.get("TEST_DATABASE_URL")
-        if not base_url:
-            pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
-        name = f"outbox_crash_{uuid.uuid4().hex[:12]}"
-        admin_url = database_url_for(base_url, "postgres").replace("postgres://", "postgresql://", 1)
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        url, dropped = database_url_for(base_url, name), name
-    config = tortoise_config(url)
-    try:
+    async with AsyncExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite://{tmp_path / 'outbox.sqlite3'}"
+        else:
+            base_url = os.environ.get("TEST_DATABASE_URL")
+            if not base_url:
+                pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
+            url = await stack.enter_async_context(scratch_postgres(base_url, prefix="outbox_crash"))
+        config = tortoise_config(url)
         await apply_migrations(config)
         ctx = TortoiseContext()  # this test's context only, not the process-wide fallback
         with ctx:
@@ -185,13 +171,6 @@ async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
                 yield url
             finally:
                 await ctx.close_connections()
-    finally:
-        if dropped is not None:
-            admin = await asyncpg.connect(admin_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{dropped}" WITH (FORCE)')
-            finally:
-                await admin.close()
 
 
 # --- the test ----------------------------------------------------------------------------------

@@ -25,21 +25,22 @@ import httpx
 import pytest
 from tortoise import connections
 
+from api.outbox_handlers import build_handlers
 from config.settings import tortoise_config
-from services import registry_changes
+from demo import DISTRICTS
 from services.clock import local_today
 from services.db import MigrationNeedsKeys, apply_migrations, dialect
-from services.demo import DISTRICTS
 from services.identifiers import birth_date_of, id_check_char, mask_id_number, mask_phone
-from services.models.outbox import OutboxMessage
-from services.models.registry import Person
-from services.outbox_handlers import NO_PHONE, SMS_SEND, build_handlers, sms_to_person
+from services.messages.sms import NO_PHONE, SMS_SEND, sms_to_person
+from services.outbox.models import OutboxMessage
 from services.pii import PiiVault
+from services.registry import changes as registry_changes
+from services.registry.models import Person
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import create_person, create_right, id_number_of, make_phone
 from tests.integration.citizen_support import citizen_headers, sign_in_by_sms, wait_for_sms, years_ago
-from tests.integration.test_outbox import scratch_postgres
 from tests.integration.test_wards import WARDS, make_family
+from tests.support.postgres import scratch_postgres
 
 
 async def _database_text(settings) -> bytes:
@@ -280,7 +281,7 @@ async def test_no_clear_phone_in_the_database_after_an_alert_and_a_sign_in(clien
 
 async def test_a_person_without_a_phone_gets_no_sms_and_the_message_is_delivered(app, vault):
     person = await create_person(vault=vault)
-    handlers = build_handlers(app.services.integrations, vault=vault)
+    handlers = build_handlers(app.services.integrations, vault=vault, auth=app.services.auth)
     await Person.filter(id=person.id).update(phone_enc=None, phone_index=None)  # removed meanwhile
     payload = sms_to_person(person_id=person.id, template="property_alert", params={"event": "x"})
     assert await handlers[SMS_SEND](payload, f"test-no-phone-{person.id}") == NO_PHONE
@@ -341,7 +342,7 @@ class _Raw:
 @asynccontextmanager
 async def _database_of_this_backend(tmp_path: Path) -> AsyncIterator[str]:
     if TEST_DATABASE_URL:
-        async with scratch_postgres(TEST_DATABASE_URL) as url:
+        async with scratch_postgres(TEST_DATABASE_URL, prefix="pii_at_rest") as url:
             yield url
     else:
         yield f"sqlite://{tmp_path / 'before-0005.sqlite3'}"

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from datetime import UTC, date, datetime, timedelta
 
-from services import registry_changes
 from services.identifiers import mask_id_number
-from services.properties import DISTRICT_NAMES, PropertyFilters, list_properties
+from services.registry import changes as registry_changes
+from services.registry.properties import DISTRICT_NAMES, PropertyFilters, list_properties
 from tests.factories import (
     create_organisation,
     create_person,

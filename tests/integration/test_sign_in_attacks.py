@@ -22,13 +22,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import DEV_SECRET
-from services.auth import AuthPolicy, AuthService
 from services.errors import AuthenticationFailed, RateLimited, TokenInvalid
-from services.install_keys import JWT_KEY_FILE
+from services.identity.auth import AuthPolicy, AuthService
+from services.identity.install_keys import JWT_KEY_FILE
+from services.identity.models import OtpChallenge
+from services.identity.tokens import TokenSigner
 from services.kv import MemoryStore
-from services.models.accounts import OtpChallenge
 from services.ratelimit import RateLimiter
-from services.tokens import TokenSigner
 from tests.factories import (
     DEFAULT_STAFF_PASSWORD,
     create_api_client,
@@ -221,7 +221,7 @@ def test_an_embedded_install_makes_its_own_owner_only_key_once(settings, tmp_pat
 
 def test_embedded_secrets_left_at_the_default_are_made_per_install(tmp_path):
     from config.settings import DEV_PII_KEY, Settings
-    from services.install_keys import with_install_secrets
+    from services.identity.install_keys import with_install_secrets
 
     base = Settings(_env_file=None, database_url=f"sqlite://{tmp_path}/new.sqlite3")  # type: ignore[call-arg]
     one = with_install_secrets(base.model_copy(update={"key_dir": tmp_path / "a"}))

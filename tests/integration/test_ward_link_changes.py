@@ -21,9 +21,9 @@ from integrations.civil_registry.base import GuardianshipChangeKind
 from integrations.civil_registry.http import HttpCivilRegistry
 from integrations.civil_registry.simulator import CivilRegistrySimulator
 from integrations.errors import RequestRejected
-from services.models.guardianship import GuardianshipLink
-from services.models.messages import InboxMessage
-from services.models.outbox import OutboxMessage
+from services.guardianship.models import GuardianshipLink
+from services.messages.models import InboxMessage
+from services.outbox.models import OutboxMessage
 from tests.factories import create_person, make_id_number, phone_of
 from tests.integration.citizen_support import citizen_headers, sms_to, wait_for_sms
 from tests.integration.test_wards import WARDS, link_ward, make_family, registry

@@ -8,11 +8,11 @@ from datetime import date, timedelta
 
 import httpx
 
+from services.guardianship.models import GuardianshipLink
 from services.identifiers import eighteenth_birthday, mask_id_number
-from services.models.guardianship import GuardianshipLink
-from services.models.messages import InboxMessage
-from services.models.outbox import OutboxMessage
-from services.models.registry import Person, Right
+from services.messages.models import InboxMessage
+from services.outbox.models import OutboxMessage
+from services.registry.models import Person, Right
 from tests.factories import create_person, create_right, make_id_number, phone_of
 from tests.integration.citizen_support import (
     citizen_headers,

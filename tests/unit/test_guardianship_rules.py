@@ -8,8 +8,8 @@ from typing import Any
 
 from services.clock import SystemClock
 from services.errors import UpstreamUnavailable
-from services.guardian_alerts import alert_period, ward_label
-from services.guardianship_feed import GuardianshipFeed
+from services.guardianship.alerts import alert_period, ward_label
+from services.guardianship.feed import GuardianshipFeed
 
 DAY = 86400
 

@@ -71,9 +71,7 @@ def test_credit_code_with_bad_embedded_organisation_code():
     # Valid outer check character, wrong GB 11714 check inside: recompute the outer one.
     body = "91350100M000100Y"  # 16 chars; organisation code M000100Y4 has check 4
     bad_org = body[:8] + "M000100Y" + "5"
-    values = [ids._USCC_VALUE[c] for c in bad_org]
-    total = sum(v * w for v, w in zip(values, ids._USCC_WEIGHTS, strict=True))
-    code = bad_org + ids._USCC_ALPHABET[(31 - total % 31) % 31]
+    code = bad_org + ids.credit_code_check_char(bad_org)
     with pytest.raises(InvalidCreditCode) as exc:
         ids.normalise_credit_code(code)
     assert exc.value.fields["reason"] == "organisation_code"

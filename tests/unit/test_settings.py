@@ -1,6 +1,6 @@
 import pytest
 
-from config.settings import ConfigurationError, Settings
+from config.settings import DEV_SMS_KEY, ConfigurationError, Settings
 
 
 def test_embedded_default_needs_no_servers():
@@ -15,21 +15,39 @@ def test_production_refuses_default_secrets():
     assert "ESTATE_SECRET_KEY" in message and "ESTATE_PII_KEY" in message and "JWT" in message
 
 
-def test_production_with_real_secrets_starts(tmp_path):
+def _production(tmp_path, **overrides):
     key = tmp_path / "jwt.pem"
     key.write_text("placeholder")
-    s = Settings(
-        _env_file=None,
-        profile="production",
-        database_url="postgres://x/y",
-        redis_url="redis://r",
-        secret_key="a" * 40,
-        pii_key="QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
-        blind_index_key="b" * 40,
-        jwt_private_key_file=key,
-        simulators_in_process=False,
-    )
-    assert s.profile == "production"
+    values = {
+        "profile": "production",
+        "database_url": "postgres://x/y",
+        "redis_url": "redis://r",
+        "secret_key": "a" * 40,
+        "pii_key": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        "blind_index_key": "b" * 40,
+        "jwt_private_key_file": key,
+        "simulators_in_process": False,
+        "sms_gateway_api_key": "key-the-gateway-issued",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def test_production_with_real_secrets_starts(tmp_path):
+    assert _production(tmp_path).profile == "production"
+
+
+def test_production_refuses_the_sms_simulator_key(tmp_path):
+    with pytest.raises(ConfigurationError) as exc:
+        _production(tmp_path, sms_gateway_api_key=DEV_SMS_KEY)
+    message = str(exc.value)
+    assert "ESTATE_SMS_GATEWAY_API_KEY" in message and "set the key the gateway issued" in message
+    assert DEV_SMS_KEY not in message  # the message names the setting, not the value
+    assert _production(tmp_path).sms_gateway_api_key.get_secret_value() == "key-the-gateway-issued"
+
+
+def test_embedded_keeps_the_sms_simulator_key():
+    assert Settings(_env_file=None).sms_gateway_api_key.get_secret_value() == DEV_SMS_KEY
 
 
 def test_several_workers_need_postgres_and_redis():

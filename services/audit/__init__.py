@@ -1,0 +1,28 @@
+"""The access log: every read of a person's data, hash-chained (services/audit/log.py).
+
+Public to other domains: recording a read and what a reader is.
+"""
+
+from services.audit.log import (
+    PROPERTY_DETAIL,
+    PROPERTY_LIST,
+    PURPOSE_GUARDIAN,
+    PURPOSE_SELF,
+    SELF_DISPLAY,
+    Reader,
+    access_log_for,
+    reader_for,
+    record_access,
+)
+
+__all__ = [
+    "PROPERTY_DETAIL",
+    "PROPERTY_LIST",
+    "PURPOSE_GUARDIAN",
+    "PURPOSE_SELF",
+    "SELF_DISPLAY",
+    "Reader",
+    "access_log_for",
+    "reader_for",
+    "record_access",
+]

@@ -1,0 +1,386 @@
+"""Who read whose property data: an append-only access log that shows tampering.
+
+Every entry holds the SHA-256 of its own canonical serialisation, and that serialisation includes
+the previous entry's hash, so the entries form one chain. Editing a row breaks its own hash,
+deleting one leaves a gap in `seq` and a broken link, removing the tail disagrees with the head
+row. (Someone who can rewrite the table *and* recompute every later hash and the head is not
+detected by the chain alone: publish the head hash that `verify` prints somewhere they cannot.)
+Before any of that, the database refuses UPDATE and DELETE of entries (triggers of migration
+0003): the chain is what catches someone allowed to drop or disable those triggers.
+
+The canonical serialisation (version 1) is UTF-8 JSON with sorted keys, no whitespace, these
+fields only: seq, occurred_at (UTC, ISO 8601 with microseconds), reader_subject, reader_role,
+reader_display, person_id, person_index, action, object_type, object_id, purpose, request_id,
+prev_hash; the hash input is `estate.access_log.v1\\n` followed by that JSON. The first entry's
+prev_hash is 64 zeros.
+
+Appends must never fork the chain, whatever the concurrency: the head row (`access_log_head`,
+id 1) holds the last seq and hash. On PostgreSQL an append locks it (`SELECT ... FOR UPDATE`),
+so appenders queue on one row for a few milliseconds; on SQLite the connection's transaction
+lock serialises them within the process. In both, the head moves with a conditional update
+(`WHERE last_seq = <what we read>`), and `seq` is unique, so even an unforeseen interleaving
+makes one append retry instead of two entries sharing a predecessor. Within a process, reads
+that arrive together are group-committed: one transaction, one head lock, many entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import logging
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from services.audit.models import AccessLogEntry, AccessLogHead
+from services.clock import SHANGHAI, Clock
+from services.db import dialect
+from services.identifiers import mask_name
+from services.identity import Principal
+from services.identity.models import ApiClient, StaffUser
+from services.registry.models import Organisation, Person
+
+log = logging.getLogger("estate.audit")
+
+GENESIS_HASH = "0" * 64
+HEAD_ID = 1
+_HASH_DOMAIN = b"estate.access_log.v1\n"
+_APPEND_ATTEMPTS = 5
+_MAX_BATCH = 256
+
+# What a read was, in the log's words; the routes for clerks and banks add theirs.
+PROPERTY_LIST = "property.list"
+PROPERTY_DETAIL = "property.detail"
+PURPOSE_SELF = "self_query"
+PURPOSE_GUARDIAN = "guardian_query"
+# Reads for an authority (a court preparing a seizure, say): the data subject sees that the
+# authority read, not the letter it read under; the log itself keeps the reference.
+CONFIDENTIAL_REFERENCE_PURPOSES = frozenset({"authority_request"})
+SELF_DISPLAY = "本人"
+
+
+@dataclass(frozen=True)
+class Reader:
+    subject: str  # the token subject: person:42, staff:7, client:icbc-sh-app
+    role: str  # citizen | guardian | clerk | admin | bank
+    display: str  # what the data subject is shown: a masked name or an organisation's name
+
+
+async def reader_for(principal: Principal) -> Reader:
+    """The reader as the data subject will see them, for any role (clerk and bank routes use this)."""
+    if principal.role == "citizen":
+        person = await Person.get_or_none(id=principal.person_id).only("id", "name")
+        return Reader(principal.subject, "citizen", mask_name(person.name) if person else "")
+    if principal.role in ("clerk", "admin"):
+        staff = await StaffUser.get_or_none(id=int(principal.subject.split(":", 1)[1]))
+        name = mask_name(staff.display_name) if staff else ""
+        office = f"（{staff.office_code}）" if staff and staff.office_code else ""
+        return Reader(principal.subject, principal.role, f"登记工作人员 {name}{office}".strip())
+    organisation = None
+    if principal.organisation_id is not None:
+        organisation = await Organisation.get_or_none(id=principal.organisation_id)
+    if organisation is None:
+        client = await ApiClient.get_or_none(client_id=principal.subject.split(":", 1)[1])
+        organisation = await Organisation.get_or_none(id=client.organisation_id) if client else None
+    return Reader(principal.subject, principal.role, organisation.name if organisation else principal.subject)
+
+
+# --- the chain -----------------------------------------------------------------------------------
+
+_LIMITS = {
+    f: AccessLogEntry._meta.fields_map[f].max_length  # type: ignore[attr-defined]
+    for f in (
+        "reader_subject",
+        "reader_role",
+        "reader_display",
+        "person_index",
+        "action",
+        "object_type",
+        "object_id",
+        "purpose",
+        "request_id",
+    )
+}
+
+
+def _fit(name: str, value: str | None) -> str | None:
+    return None if value is None else str(value)[: _LIMITS[name]]
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical(fields: dict[str, Any]) -> bytes:
+    document = {
+        "seq": int(fields["seq"]),
+        "occurred_at": _utc_text(fields["occurred_at"]),
+        "reader_subject": fields["reader_subject"],
+        "reader_role": fields["reader_role"],
+        "reader_display": fields["reader_display"],
+        "person_id": None if fields["person_id"] is None else int(fields["person_id"]),
+        "person_index": fields["person_index"],
+        "action": fields["action"],
+        "object_type": fields["object_type"],
+        "object_id": fields["object_id"],
+        "purpose": fields["purpose"],
+        "request_id": fields["request_id"],
+        "prev_hash": fields["prev_hash"],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(_HASH_DOMAIN + canonical(fields)).hexdigest()
+
+
+class _HeadMoved(Exception):
+    """Another append moved the head between our read and our update: retry from the new head."""
+
+
+async def _locked_head(conn: BaseDBAsyncClient) -> tuple[int, str]:
+    for _ in range(2):
+        if dialect() == "postgres":
+            rows = await conn.execute_query_dict(
+                "SELECT last_seq, last_hash FROM access_log_head WHERE id = $1 FOR UPDATE", [HEAD_ID]
+            )
+        else:
+            rows = await conn.execute_query_dict(
+                "SELECT last_seq, last_hash FROM access_log_head WHERE id = ?", [HEAD_ID]
+            )
+        if rows:
+            return int(rows[0]["last_seq"]), str(rows[0]["last_hash"])
+        # First append ever: create the head (a concurrent creator makes this a no-op).
+        await AccessLogHead.bulk_create(
+            [AccessLogHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)],
+            ignore_conflicts=True,
+            using_db=conn,
+        )
+    raise RuntimeError("access log head row cannot be created")
+
+
+async def _append_in(conn: BaseDBAsyncClient, batch: list[dict[str, Any]]) -> list[AccessLogEntry]:
+    """Chain `batch` onto the head inside the caller's transaction `conn`."""
+    first_seq, last_hash = await _locked_head(conn)
+    seq, rows = first_seq, []
+    for fields in batch:
+        seq += 1
+        chained = {**fields, "seq": seq, "prev_hash": last_hash}
+        last_hash = entry_hash(chained)
+        rows.append(AccessLogEntry(**chained, hash=last_hash))
+    moved = (
+        await AccessLogHead.filter(id=HEAD_ID, last_seq=first_seq)
+        .using_db(conn)
+        .update(last_seq=seq, last_hash=last_hash, updated_at=batch[-1]["occurred_at"])
+    )
+    if moved != 1:
+        raise _HeadMoved()
+    await AccessLogEntry.bulk_create(rows, using_db=conn)
+    return rows
+
+
+async def _append(batch: list[dict[str, Any]]) -> list[AccessLogEntry]:
+    for attempt in range(1, _APPEND_ATTEMPTS + 1):
+        try:
+            async with in_transaction() as conn:
+                return await _append_in(conn, batch)
+        except (_HeadMoved, IntegrityError):
+            if attempt == _APPEND_ATTEMPTS:
+                raise
+            log.info("access log append raced; retrying", extra={"attempt": attempt})
+    raise AssertionError("unreachable")
+
+
+class _GroupCommit:
+    """Appends from concurrent requests of one process share a transaction (group commit).
+
+    The chain is one sequence, so every append serialises on the head row: one transaction per
+    read would cap the whole read API at one lock holder's round trips. Instead the first caller
+    starts a writer task; callers arriving while a batch is being written queue up and go into
+    the next batch together. Every caller still waits until its own entry has committed.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[AccessLogEntry]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def append(self, fields: dict[str, Any]) -> AccessLogEntry:
+        future: asyncio.Future[AccessLogEntry] = self._loop.create_future()
+        self._queue.append((fields, future))
+        if self._writer is None:
+            # A fresh context: the writer must never run inside a caller's transaction.
+            self._writer = self._loop.create_task(self._drain(), context=contextvars.Context())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                try:
+                    entries = await _append([fields for fields, _ in batch])
+                except Exception as exc:  # every waiting caller fails: their reads are not served
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), entry in zip(batch, entries, strict=True):
+                        if not future.done():
+                            future.set_result(entry)
+        finally:
+            self._writer = None
+
+
+_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = weakref.WeakKeyDictionary()
+
+
+def _writer() -> _GroupCommit:
+    loop = asyncio.get_running_loop()
+    writer = _WRITERS.get(loop)
+    if writer is None:
+        writer = _WRITERS[loop] = _GroupCommit(loop)
+    return writer
+
+
+async def record_access(
+    *,
+    reader: Reader,
+    person_id: int | None,
+    action: str,
+    object_type: str,
+    purpose: str,
+    clock: Clock,
+    object_id: str | int | None = None,
+    person_index: str | None = None,
+    request_id: str | None = None,
+) -> AccessLogEntry:
+    """Append one read to the chain, committed before this returns: a read that cannot be logged
+    must not be served, so callers call this before they answer. Called inside a transaction,
+    the entry is written in that transaction (and shares its fate); otherwise it is group-committed
+    with the process's concurrent reads."""
+    if person_id is None and person_index is None:
+        raise ValueError("a read is about someone: give person_id or person_index")
+    fields: dict[str, Any] = {
+        "occurred_at": clock.now().astimezone(UTC),
+        "reader_subject": _fit("reader_subject", reader.subject),
+        "reader_role": _fit("reader_role", reader.role),
+        "reader_display": _fit("reader_display", reader.display),
+        "person_id": person_id,
+        "person_index": _fit("person_index", person_index),
+        "action": _fit("action", action),
+        "object_type": _fit("object_type", object_type),
+        "object_id": _fit("object_id", None if object_id is None else str(object_id)),
+        "purpose": _fit("purpose", purpose),
+        "request_id": _fit("request_id", request_id),
+    }
+    current = connections.get("default")
+    if isinstance(current, TransactionalDBClient):
+        return (await _append_in(current, [fields]))[0]
+    return await _writer().append(fields)
+
+
+# --- verification --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    entries_checked: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None  # hash_mismatch | broken_link | missing_entries | head_mismatch
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries_checked": self.entries_checked,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq,
+            "problem": self.problem,
+        }
+
+
+async def verify_chain(*, batch_size: int = 2000) -> ChainReport:
+    """Walk the chain from the start up to the head as it was when the walk began (appends that
+    commit during the walk are left for the next run) and report the first bad entry."""
+    head = await AccessLogHead.get_or_none(id=HEAD_ID)
+    head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS_HASH)
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+
+    def bad(seq: int, problem: str) -> ChainReport:
+        return ChainReport(False, checked, head_seq, head_hash, seq, problem)
+
+    while expected_seq <= head_seq:
+        rows = (
+            await AccessLogEntry.filter(seq__gte=expected_seq, seq__lte=head_seq)
+            .order_by("seq")
+            .limit(batch_size)
+            .values()
+        )
+        if not rows:
+            return bad(expected_seq, "missing_entries")
+        for row in rows:
+            if int(row["seq"]) != expected_seq:
+                return bad(expected_seq, "missing_entries")
+            if row["prev_hash"] != prev_hash:
+                return bad(expected_seq, "broken_link")
+            if entry_hash(row) != row["hash"]:
+                return bad(expected_seq, "hash_mismatch")
+            prev_hash = str(row["hash"])
+            expected_seq += 1
+            checked += 1
+    if prev_hash != head_hash:
+        return bad(head_seq, "head_mismatch")
+    return ChainReport(True, checked, head_seq, head_hash)
+
+
+# --- the citizen's view --------------------------------------------------------------------------
+
+
+def _entry_view(row: AccessLogEntry, person_id: int) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "occurred_at": row.occurred_at.astimezone(SHANGHAI).isoformat(),
+        "reader_role": row.reader_role,
+        "reader": row.reader_display,
+        "by_self": row.reader_subject == f"person:{person_id}",
+        "action": row.action,
+        "object_type": row.object_type,
+        "object_id": None if row.purpose in CONFIDENTIAL_REFERENCE_PURPOSES else row.object_id,
+        "purpose": row.purpose,
+        "request_id": row.request_id,
+    }
+
+
+async def access_log_for(
+    *, person_id: int, before_seq: int | None, limit: int, others_only: bool = False
+) -> dict[str, Any]:
+    """Reads of the person's data, newest first. Reads made by a guardian while the person had
+    no row in the register were logged under their ID number's blind index: they are included."""
+    person = await Person.get_or_none(id=person_id).only("id", "id_number_index")
+    who = Q(person_id=person_id)
+    if person is not None:
+        who |= Q(person_index=person.id_number_index)
+    query = AccessLogEntry.filter(who)
+    if others_only:
+        query = query.exclude(reader_subject=f"person:{person_id}")
+    if before_seq is not None:
+        query = query.filter(seq__lt=before_seq)
+    rows = await query.order_by("-seq").limit(limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [_entry_view(r, person_id) for r in rows],
+        "next_before": rows[-1].seq if more and rows else None,
+    }

@@ -1,0 +1,44 @@
+"""The access log: who read whose property data, as an append-only hash chain (services/audit/log.py)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+# One read of property data. `seq` is the position in the one chain; `hash` is SHA-256 over the
+# canonical serialisation of this row including `prev_hash` (see services/audit/log.py). No foreign
+# keys: the log outlives and never blocks changes to what it mentions.
+class AccessLogEntry(Model):
+    id = fields.BigIntField(primary_key=True)
+    seq = fields.BigIntField(unique=True)
+    occurred_at = fields.DatetimeField()
+    reader_subject = fields.CharField(max_length=64)  # person:42 | staff:7 | client:icbc-sh-app
+    reader_role = fields.CharField(max_length=16)  # citizen | guardian | clerk | admin | bank
+    reader_display = fields.CharField(max_length=128)  # masked name or organisation name
+    person_id = fields.BigIntField(null=True)  # whose data
+    person_index = fields.CharField(max_length=64, null=True)  # blind index, when no person row exists
+    action = fields.CharField(max_length=64)  # e.g. property.list, property.detail
+    object_type = fields.CharField(max_length=32)
+    object_id = fields.CharField(max_length=64, null=True)
+    purpose = fields.CharField(max_length=64)
+    request_id = fields.CharField(max_length=64, null=True)
+    prev_hash = fields.CharField(max_length=64)
+    hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "access_log"
+        indexes = (Index(fields=("person_id", "seq")), Index(fields=("person_index", "seq")))
+
+
+# The chain's head, one row (id 1): appends lock it (PostgreSQL) and move it with a conditional
+# update (both backends), so two appends can never take the same position.
+class AccessLogHead(Model):
+    id = fields.IntField(primary_key=True)
+    last_seq = fields.BigIntField(default=0)
+    last_hash = fields.CharField(max_length=64)
+    updated_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "access_log_head"

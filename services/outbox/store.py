@@ -1,0 +1,354 @@
+"""The transactional outbox: external calls whose effect must not be lost.
+
+A use case writes an outbox row in the same transaction as its business change (`enqueue`), so
+the call is recorded if and only if the change commits. Workers (`services.outbox.worker`) claim
+due rows under a time-limited lease, call the topic's handler with the row's idempotency key and
+record the outcome. Delivery is at least once; the receiving system dedupes on the key, so the
+effect happens once.
+
+Every state change after a claim is a conditional update on the claim (lease owner and attempt
+number): a worker whose lease expired and was taken over cannot overwrite the newer outcome.
+See docs/outbox.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F, Q
+from tortoise.functions import Count
+
+from services.clock import Clock, SystemClock
+from services.db import dialect
+from services.outbox.models import OutboxMessage
+
+logger = logging.getLogger("services.outbox.store")
+
+PENDING = "pending"
+DELIVERED = "delivered"
+DEAD = "dead"
+
+# (payload, idempotency_key) -> result stored on the row. Raise integrations.errors to fail.
+Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | None]]
+
+_TOPIC_MAX = OutboxMessage._meta.fields_map["topic"].max_length  # type: ignore[attr-defined]
+_KEY_MAX = OutboxMessage._meta.fields_map["idempotency_key"].max_length  # type: ignore[attr-defined]
+_ERROR_MAX = 4000
+
+
+class OutboxKeyConflict(ValueError):
+    """The idempotency key is already used by a message with another topic or payload: a bug."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A message this worker holds the lease on; `attempts` counts this attempt."""
+
+    id: int
+    topic: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+    lease_owner: str
+
+
+# --- enqueue ---------------------------------------------------------------------------------------
+
+
+async def enqueue(
+    *,
+    topic: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    connection: BaseDBAsyncClient | None = None,
+    clock: Clock,
+) -> OutboxMessage:
+    """Record a call in the caller's transaction (`connection`); a repeated key returns the existing row.
+
+    Uniqueness is the database's: INSERT ... ON CONFLICT DO NOTHING, then read the row. A
+    concurrent transaction inserting the same key makes this one wait for it to commit (then
+    the row is found) or roll back (then this insert wins). No exception is raised inside the
+    caller's transaction, so on PostgreSQL it stays usable.
+    """
+    if not topic or len(topic) > _TOPIC_MAX:
+        raise ValueError(f"topic must be 1..{_TOPIC_MAX} characters")
+    if not idempotency_key or len(idempotency_key) > _KEY_MAX:
+        raise ValueError(f"idempotency_key must be 1..{_KEY_MAX} characters")
+    if not isinstance(payload, dict):
+        raise TypeError("payload must be a JSON object (dict)")
+    now = _utc(clock.now())
+    await OutboxMessage.bulk_create(
+        [
+            OutboxMessage(
+                topic=topic,
+                payload=payload,
+                idempotency_key=idempotency_key,
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        ],
+        ignore_conflicts=True,
+        using_db=connection,
+    )
+    message = await OutboxMessage.get(idempotency_key=idempotency_key, using_db=connection)
+    if message.topic != topic or message.payload != _as_stored(payload):
+        raise OutboxKeyConflict(
+            f"idempotency key {idempotency_key!r} is already used by outbox message {message.id} "
+            f"({message.topic}) with another payload"
+        )
+    return message
+
+
+def _as_stored(payload: dict[str, Any]) -> Any:
+    """The payload as it reads back from the JSON column, to compare with a stored one."""
+    field = OutboxMessage._meta.fields_map["payload"]
+    return field.decoder(field.encoder(payload))  # type: ignore[attr-defined]
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+# One statement: pick due, unleased rows, skip those another worker is claiming right now, and
+# take the lease. Values are parameters; the status literal is a constant of this module.
+_PG_CLAIM = """
+UPDATE outbox_message
+   SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
+ WHERE id IN (
+        SELECT id FROM outbox_message
+         WHERE status = 'pending'
+           AND next_attempt_at <= $3
+           AND (lease_until IS NULL OR lease_until < $3)
+         ORDER BY id
+         LIMIT $4
+           FOR UPDATE SKIP LOCKED)
+RETURNING id, topic, payload, idempotency_key, attempts
+"""
+
+
+def _due(now: datetime) -> Q:
+    return Q(status=PENDING, next_attempt_at__lte=now) & (Q(lease_until=None) | Q(lease_until__lt=now))
+
+
+async def claim_batch(*, worker_id: str, limit: int, lease_s: float, clock: Clock) -> list[Claim]:
+    """Lease up to `limit` due messages to `worker_id` for `lease_s` seconds, oldest first."""
+    now = _utc(clock.now())
+    lease_until = now + timedelta(seconds=lease_s)
+    if dialect() == "postgres":
+        rows = await connections.get("default").execute_query_dict(
+            _PG_CLAIM, [worker_id, lease_until, now, limit]
+        )
+        claims = [
+            Claim(
+                id=int(row["id"]),
+                topic=str(row["topic"]),
+                payload=_json(row["payload"]),
+                idempotency_key=str(row["idempotency_key"]),
+                attempts=int(row["attempts"]),
+                lease_owner=worker_id,
+            )
+            for row in rows
+        ]
+        return sorted(claims, key=lambda c: c.id)
+    return await _claim_by_conditional_updates(worker_id, limit, now, lease_until)
+
+
+async def _claim_by_conditional_updates(
+    worker_id: str, limit: int, now: datetime, lease_until: datetime
+) -> list[Claim]:
+    """SQLite has no row locks: read candidates, then take each with an update that re-checks
+    the lease, so of two workers racing for a row exactly one sees one affected row. A worker
+    that lost some races reads again (a few rounds at most) to fill its batch."""
+    won: list[int] = []
+    for _ in range(3):
+        wanted = limit - len(won)
+        candidates = (
+            await OutboxMessage.filter(_due(now)).order_by("id").limit(wanted).values_list("id", flat=True)
+        )
+        lost = False
+        for message_id in candidates:
+            taken = await OutboxMessage.filter(_due(now), id=message_id).update(
+                lease_owner=worker_id, lease_until=lease_until, attempts=F("attempts") + 1
+            )
+            if taken == 1:
+                won.append(int(message_id))  # type: ignore[call-overload]
+            else:
+                lost = True
+        if not lost or len(won) >= limit:
+            break
+    if not won:
+        return []
+    rows = await OutboxMessage.filter(id__in=won, lease_owner=worker_id, status=PENDING).order_by("id")
+    return [
+        Claim(
+            id=row.id,
+            topic=row.topic,
+            payload=row.payload,
+            idempotency_key=row.idempotency_key,
+            attempts=row.attempts,
+            lease_owner=worker_id,
+        )
+        for row in rows
+    ]
+
+
+def _json(value: Any) -> dict[str, Any]:
+    decoded = json.loads(value) if isinstance(value, str | bytes) else value
+    if not isinstance(decoded, dict):
+        raise TypeError(f"outbox payload is not a JSON object: {type(decoded).__name__}")
+    return decoded
+
+
+# --- outcomes (each only while the claim is still ours) ---------------------------------------------
+
+
+def _held(claim: Claim) -> Any:
+    return OutboxMessage.filter(
+        id=claim.id, status=PENDING, lease_owner=claim.lease_owner, attempts=claim.attempts
+    )
+
+
+async def mark_delivered(claim: Claim, *, result: dict[str, Any] | None, clock: Clock) -> bool:
+    """False if the lease was lost (another worker took the message over)."""
+    updated = await _held(claim).update(
+        status=DELIVERED,
+        result=result,
+        delivered_at=_utc(clock.now()),
+        lease_owner=None,
+        lease_until=None,
+    )
+    return bool(updated == 1)
+
+
+async def schedule_retry(claim: Claim, *, error: str, next_attempt_at: datetime) -> bool:
+    updated = await _held(claim).update(
+        next_attempt_at=_utc(next_attempt_at),
+        last_error=error[:_ERROR_MAX],
+        lease_owner=None,
+        lease_until=None,
+    )
+    return bool(updated == 1)
+
+
+async def mark_dead(claim: Claim, *, error: str) -> bool:
+    updated = await _held(claim).update(
+        status=DEAD, last_error=error[:_ERROR_MAX], lease_owner=None, lease_until=None
+    )
+    return bool(updated == 1)
+
+
+async def release(claim: Claim) -> bool:
+    """Give back a claim that was never attempted (the worker is stopping); the attempt is not counted."""
+    updated = await _held(claim).update(lease_owner=None, lease_until=None, attempts=F("attempts") - 1)
+    return bool(updated == 1)
+
+
+# --- operations ------------------------------------------------------------------------------------
+
+
+async def redrive(
+    *, ids: Iterable[int] | None = None, topic: str | None = None, clock: Clock | None = None
+) -> int:
+    """Send dead messages again (by id and/or topic; neither = every dead message).
+
+    Attempts restart at zero and the message is due now. last_error is kept until the next outcome.
+    """
+    query = OutboxMessage.filter(status=DEAD)
+    if ids is not None:
+        id_list = [int(i) for i in ids]
+        if not id_list:
+            return 0
+        query = query.filter(id__in=id_list)
+    if topic is not None:
+        query = query.filter(topic=topic)
+    now = _utc((clock or SystemClock()).now())
+    count = await query.update(
+        status=PENDING, attempts=0, next_attempt_at=now, lease_owner=None, lease_until=None
+    )
+    logger.info(
+        "outbox: %d dead message(s) re-driven",
+        count,
+        extra={"event": "outbox_redrive", "count": count, "topic": topic},
+    )
+    return int(count)
+
+
+async def purge_delivered(*, older_than_days: float, clock: Clock, batch_size: int = 5000) -> int:
+    """Delete messages delivered more than `older_than_days` ago, in batches (short transactions,
+    no long lock). Pending and dead messages are never purged.
+
+    A delivered row is also the record that its idempotency key was used: once it is gone, an
+    enqueue with the same key sends again. Keep delivered rows longer than anything may retry
+    with an old key (the default retention, `ESTATE_OUTBOX_RETENTION_DAYS`, is 90 days).
+    """
+    if older_than_days < 1:
+        raise ValueError("keep delivered messages at least a day: their keys stop repeats")
+    cutoff = _utc(clock.now()) - timedelta(days=older_than_days)
+    total = 0
+    while True:
+        ids = (
+            await OutboxMessage.filter(status=DELIVERED, delivered_at__lt=cutoff)
+            .order_by("id")
+            .limit(batch_size)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            break
+        total += await OutboxMessage.filter(id__in=list(ids), status=DELIVERED).delete()
+    if total:
+        logger.info(
+            "outbox: %d delivered message(s) purged", total, extra={"event": "outbox_purge", "count": total}
+        )
+    return total
+
+
+async def outbox_stats(*, clock: Clock | None = None) -> dict[str, Any]:
+    """Counts by status and by topic and status, and the age of the oldest pending message."""
+    rows = (
+        await OutboxMessage.all()
+        .annotate(n=Count("id"))
+        .group_by("topic", "status")
+        .values_list("topic", "status", "n")
+    )
+    by_status = dict.fromkeys((PENDING, DELIVERED, DEAD), 0)
+    by_topic: dict[str, dict[str, int]] = {}
+    for topic, status, n in rows:
+        by_status[status] = by_status.get(status, 0) + int(n)
+        by_topic.setdefault(topic, {})[status] = int(n)
+    oldest = (
+        await OutboxMessage.filter(status=PENDING)
+        .order_by("created_at")
+        .limit(1)
+        .values_list("created_at", flat=True)
+    )
+    now = _utc((clock or SystemClock()).now())
+    return {
+        "by_status": by_status,
+        "by_topic": by_topic,
+        "oldest_pending_age_s": (now - oldest[0]).total_seconds() if oldest else None,  # type: ignore[operator]
+    }
+
+
+async def pending_counts() -> dict[str, int]:
+    """Pending messages per topic (cheap: uses the status index); feeds the pending gauge."""
+    rows = (
+        await OutboxMessage.filter(status=PENDING)
+        .annotate(n=Count("id"))
+        .group_by("topic")
+        .values_list("topic", "n")
+    )
+    return {str(topic): int(n) for topic, n in rows}
+
+
+def _utc(moment: datetime) -> datetime:
+    """Store UTC only: on SQLite datetimes compare as text, which is right only with one offset."""
+    if moment.tzinfo is None:
+        raise ValueError("the clock must return timezone-aware datetimes")
+    return moment.astimezone(UTC)

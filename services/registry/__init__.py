@@ -1,0 +1,9 @@
+"""The real-estate register: its rows (`models`), the property read model (`properties`) and the
+changes to it (`changes`).
+
+Public to other domains: the read model a guardian's or a clerk's read goes through.
+"""
+
+from services.registry.properties import PropertyFilters, cached_properties, property_detail
+
+__all__ = ["PropertyFilters", "cached_properties", "property_detail"]

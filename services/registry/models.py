@@ -1,0 +1,184 @@
+"""The real-estate register: the source of truth the citizen, guardian and bank features read.
+
+Personal data is stored encrypted with HMAC blind indexes for look-ups (services/pii.py); what a
+person row keeps in clear, and why, is in `Person`'s docstring. Household and guardianship
+relations are NOT stored here: they belong to the civil-registry system and are asked for when
+needed.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class Person(Model):
+    """A natural person in the register.
+
+    Invariant: a copy of this table without the keys (a dump, a backup, a replica, a leaked
+    SQLite file) does not narrow anyone's ID number below the space of every valid number of a
+    plausible birth date and district (hundreds of millions), nor give away a phone.
+    docs/decisions/0002-personal-data-at-rest.md records the decision and the threat it leaves out.
+
+    Kept in clear, and why:
+    - `name`: read on every property list, inbox and certificate; a name narrows no ID number.
+    - `created_at`: when the row was written, not when the person was born.
+
+    Encrypted (AES-GCM, `context` bound in) with a keyed blind index for look-ups:
+    - `id_number_enc` / `id_number_index`: clerks and guardians find a person by ID number.
+    - `phone_enc` / `phone_index`: a citizen signs in by phone (the index finds the row); alerts
+      decrypt the phone when they are sent (the outbox payload carries `person_id`, not the phone).
+
+    Not stored: birth date, sex and a masked ID number. The birth date and sex are digits of the
+    ID number (`services.identifiers.birth_date_of`, `gender_of`) and a mask keeps the sequence and
+    check digits, so next to a clear birth date it left two or three candidates per person. A
+    feature that needs them decrypts the ID number and derives them (`services.identity.accounts`).
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=64)
+    id_number_enc = fields.CharField(max_length=128)
+    id_number_index = fields.CharField(max_length=64, unique=True)
+    phone_enc = fields.CharField(max_length=128, null=True)
+    phone_index = fields.CharField(max_length=64, null=True, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "person"
+
+
+class Organisation(Model):
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=128)
+    credit_code = fields.CharField(max_length=18, unique=True)
+    kind = fields.CharField(max_length=16, default="company")  # bank | company | authority
+    bank_code = fields.CharField(max_length=32, null=True, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "organisation"
+
+
+# A registration service hall; 全市通办 means any office serves any district's property.
+class Office(Model):
+    code = fields.CharField(max_length=16, primary_key=True)
+    district_code = fields.CharField(max_length=6, db_index=True)
+    name = fields.CharField(max_length=64)
+    address = fields.CharField(max_length=200)
+
+    class Meta:
+        table = "office"
+
+
+class RealEstateUnit(Model):
+    id = fields.BigIntField(primary_key=True)
+    unit_number = fields.CharField(max_length=28, unique=True)
+    district_code = fields.CharField(max_length=6, db_index=True)
+    address = fields.CharField(max_length=200)
+    use = fields.CharField(max_length=16)  # residential | commercial | office | industrial | parking
+    area_m2 = fields.DecimalField(max_digits=10, decimal_places=2)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "real_estate_unit"
+
+
+class Right(Model):
+    id = fields.BigIntField(primary_key=True)
+    certificate_number = fields.CharField(max_length=64, unique=True)
+    unit: fields.ForeignKeyRelation[RealEstateUnit] = fields.ForeignKeyField(
+        "models.RealEstateUnit", related_name="rights", on_delete=fields.RESTRICT
+    )
+    right_type = fields.CharField(max_length=32)  # house_ownership | land_use | ...
+    co_ownership = fields.CharField(max_length=16, default="sole")  # sole | joint | shares
+    status = fields.CharField(max_length=12, default="current")  # current | historical
+    registered_at = fields.DatetimeField()
+    ended_at = fields.DatetimeField(null=True)
+    district_code = fields.CharField(max_length=6)
+
+    class Meta:
+        table = "right"
+        indexes = (Index(fields=("unit_id", "status")),)
+
+
+class RightHolder(Model):
+    id = fields.BigIntField(primary_key=True)
+    right: fields.ForeignKeyRelation[Right] = fields.ForeignKeyField(
+        "models.Right", related_name="holders", on_delete=fields.CASCADE
+    )
+    person: fields.ForeignKeyNullableRelation[Person] = fields.ForeignKeyField(
+        "models.Person", related_name="holdings", null=True, on_delete=fields.RESTRICT
+    )
+    organisation: fields.ForeignKeyNullableRelation[Organisation] = fields.ForeignKeyField(
+        "models.Organisation", related_name="holdings", null=True, on_delete=fields.RESTRICT
+    )
+    share = fields.DecimalField(max_digits=7, decimal_places=6, default=1)  # fraction of the right
+
+    class Meta:
+        table = "right_holder"
+        indexes = (Index(fields=("person_id", "right_id")),)
+        unique_together = (("right_id", "person_id"),)
+
+
+class Mortgage(Model):
+    id = fields.BigIntField(primary_key=True)
+    certificate_number = fields.CharField(max_length=64, unique=True)  # 不动产证明号
+    right: fields.ForeignKeyRelation[Right] = fields.ForeignKeyField(
+        "models.Right", related_name="mortgages", on_delete=fields.RESTRICT
+    )
+    mortgagee: fields.ForeignKeyRelation[Organisation] = fields.ForeignKeyField(
+        "models.Organisation", related_name="mortgages", on_delete=fields.RESTRICT
+    )
+    amount_fen = fields.BigIntField()
+    term_start = fields.DateField()
+    term_end = fields.DateField()
+    status = fields.CharField(max_length=12, default="active")  # active | cancelled
+    registered_at = fields.DatetimeField()
+    cancelled_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "mortgage"
+        indexes = (Index(fields=("right_id", "status")),)
+
+
+# A seizure (查封) by a court or authority, or an objection (异议) registered by a party.
+class Encumbrance(Model):
+    id = fields.BigIntField(primary_key=True)
+    right: fields.ForeignKeyRelation[Right] = fields.ForeignKeyField(
+        "models.Right", related_name="encumbrances", on_delete=fields.RESTRICT
+    )
+    kind = fields.CharField(max_length=12)  # seizure | objection
+    authority = fields.CharField(max_length=128)
+    document_number = fields.CharField(max_length=64)
+    starts_on = fields.DateField()
+    ends_on = fields.DateField(null=True)
+    status = fields.CharField(max_length=12, default="active")  # active | lifted
+    registered_at = fields.DatetimeField()
+    lifted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "encumbrance"
+        indexes = (Index(fields=("right_id", "status")),)
+
+
+# A registration application moving through the states of 不动产登记暂行条例.
+class RegistrationCase(Model):
+    id = fields.BigIntField(primary_key=True)
+    case_number = fields.CharField(max_length=32, unique=True)
+    unit: fields.ForeignKeyRelation[RealEstateUnit] = fields.ForeignKeyField(
+        "models.RealEstateUnit", related_name="cases", on_delete=fields.RESTRICT
+    )
+    right: fields.ForeignKeyNullableRelation[Right] = fields.ForeignKeyField(
+        "models.Right", related_name="cases", null=True, on_delete=fields.RESTRICT
+    )
+    kind = fields.CharField(max_length=24)  # first | transfer | mortgage | mortgage_cancel | seizure | ...
+    # applied | accepted | not_accepted | reviewing | registered | refused | issued
+    state = fields.CharField(max_length=16, default="applied")
+    reason = fields.CharField(max_length=200, null=True)
+    applied_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "registration_case"
+        indexes = (Index(fields=("unit_id", "state")),)

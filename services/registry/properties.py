@@ -1,0 +1,442 @@
+"""我的不动产: the rights a person holds, in one shape for the person and for their guardians.
+
+A page is read in a fixed number of queries whatever its size (rights with their units, then
+holders, active mortgages, active encumbrances and open cases for the whole page), and cached
+per person (services/registry/cache.py). Who may read whose list is decided by the callers
+(`api/routes/properties.py` for oneself, services/guardianship/links.py for a ward).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from tortoise.expressions import Q
+
+from services import audit
+from services.clock import SHANGHAI, Clock
+from services.errors import NotFound
+from services.identifiers import mask_id_number, mask_name
+from services.identity import Principal
+from services.kv import KeyValueStore
+from services.pii import PiiVault
+from services.ratelimit import RateLimiter, per_day, per_seconds
+from services.registry.cache import cached_property_list
+from services.registry.models import (
+    Encumbrance,
+    Mortgage,
+    Person,
+    RealEstateUnit,
+    RegistrationCase,
+    Right,
+    RightHolder,
+)
+from standards.gb2260 import SHANGHAI_DISTRICTS
+
+DISTRICT_NAMES = SHANGHAI_DISTRICTS  # GB/T 2260 (standards/gb2260.py)
+
+# 不动产登记暂行条例: applied -> accepted -> reviewing -> registered (登簿) -> issued (发证).
+# Until the certificate is issued, or the case is refused, a registration is in progress.
+OPEN_CASE_STATES = ("applied", "accepted", "reviewing", "registered")
+FINAL_CASE_STATES = ("not_accepted", "refused", "issued")
+
+
+# --- the list ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PropertyFilters:
+    district_code: str | None = None
+    right_type: str | None = None
+    include_historical: bool = False
+
+
+def _local(moment: datetime | None) -> str | None:
+    return moment.astimezone(SHANGHAI).isoformat() if moment is not None else None
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _share(value: Decimal | float | int) -> str:
+    return format(Decimal(value).normalize(), "f")
+
+
+def _holder_name(row: dict[str, Any]) -> tuple[str, str]:
+    if row.get("person_id") is not None:
+        return "person", mask_name(str(row["person__name"]))
+    return "organisation", str(row.get("organisation__name") or "")
+
+
+async def _holders_by_right(right_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    rows = (
+        await RightHolder.filter(right_id__in=right_ids)
+        .order_by("right_id", "id")
+        .values("right_id", "person_id", "organisation_id", "share", "person__name", "organisation__name")
+    )
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        out[int(row["right_id"])].append(row)
+    return out
+
+
+def _mortgage(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "mortgage_id": row["id"],
+        "certificate_number": row["certificate_number"],
+        "mortgagee": row["mortgagee__name"],
+        "amount_fen": int(row["amount_fen"]),
+        "term_start": _day(row["term_start"]),
+        "term_end": _day(row["term_end"]),
+        "status": row["status"],
+        "registered_at": _local(row["registered_at"]),
+        "cancelled_at": _local(row["cancelled_at"]),
+    }
+
+
+def _encumbrance(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "encumbrance_id": row["id"],
+        "authority": row["authority"],
+        "document_number": row["document_number"],
+        "starts_on": _day(row["starts_on"]),
+        "ends_on": _day(row["ends_on"]),
+        "status": row["status"],
+        "registered_at": _local(row["registered_at"]),
+        "lifted_at": _local(row["lifted_at"]),
+    }
+
+
+_MORTGAGE_FIELDS = (
+    "id",
+    "right_id",
+    "certificate_number",
+    "mortgagee__name",
+    "amount_fen",
+    "term_start",
+    "term_end",
+    "status",
+    "registered_at",
+    "cancelled_at",
+)
+_ENCUMBRANCE_FIELDS = (
+    "id",
+    "right_id",
+    "kind",
+    "authority",
+    "document_number",
+    "starts_on",
+    "ends_on",
+    "status",
+    "registered_at",
+    "lifted_at",
+)
+
+
+async def _encumbrances_by_right(
+    right_ids: list[int], *, active_only: bool
+) -> tuple[dict[int, list[dict[str, Any]]], dict[int, dict[str, list[dict[str, Any]]]]]:
+    mortgages = Mortgage.filter(right_id__in=right_ids)
+    others = Encumbrance.filter(right_id__in=right_ids)
+    if active_only:
+        mortgages, others = mortgages.filter(status="active"), others.filter(status="active")
+    by_right_m: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in await mortgages.order_by("id").values(*_MORTGAGE_FIELDS):
+        by_right_m[int(row["right_id"])].append(_mortgage(row))
+    by_right_e: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: {"seizure": [], "objection": []}
+    )
+    for row in await others.order_by("id").values(*_ENCUMBRANCE_FIELDS):
+        by_right_e[int(row["right_id"])].setdefault(str(row["kind"]), []).append(_encumbrance(row))
+    return by_right_m, by_right_e
+
+
+async def _units_with_open_cases(unit_ids: list[int]) -> set[int]:
+    rows = await RegistrationCase.filter(unit_id__in=unit_ids, state__in=OPEN_CASE_STATES).values_list(
+        "unit_id", flat=True
+    )
+    return {int(u) for u in rows}  # type: ignore[call-overload]
+
+
+def _shape(
+    right: Right,
+    unit: RealEstateUnit,
+    person_id: int,
+    holders: list[dict[str, Any]],
+    mortgages: list[dict[str, Any]],
+    others: dict[str, list[dict[str, Any]]],
+    in_progress: bool,
+) -> dict[str, Any]:
+    mine = next((h for h in holders if h["person_id"] == person_id), None)
+    co_holders = []
+    for h in holders:
+        if h is mine:
+            continue
+        kind, name = _holder_name(h)
+        co_holders.append({"kind": kind, "name": name, "share": _share(h["share"])})
+    return {
+        "right_id": right.id,
+        "certificate_number": right.certificate_number,
+        "right_type": right.right_type,
+        "co_ownership": right.co_ownership,
+        "status": right.status,
+        "unit_number": unit.unit_number,
+        "address": unit.address,
+        "district_code": right.district_code,
+        "district_name": DISTRICT_NAMES.get(right.district_code),
+        "use": unit.use,
+        "area_m2": f"{Decimal(unit.area_m2):.2f}",
+        "share": _share(mine["share"]) if mine else "0",
+        "co_holders": co_holders,
+        "registered_at": _local(right.registered_at),
+        "ended_at": _local(right.ended_at),
+        "encumbrances": {
+            "mortgages": mortgages,
+            "seizures": others.get("seizure", []),
+            "objections": others.get("objection", []),
+        },
+        "registration_in_progress": in_progress and right.status == "current",
+    }
+
+
+async def list_properties(
+    *, person_id: int, filters: PropertyFilters, after_id: int | None, limit: int
+) -> dict[str, Any]:
+    """One page, ordered by right id: keyset pagination, so rights added while a client pages
+    appear at the end and nothing already listed moves (no duplicates, no omissions)."""
+    query = Right.filter(holders__person_id=person_id)
+    if not filters.include_historical:
+        query = query.filter(status="current")
+    if filters.district_code:
+        query = query.filter(district_code=filters.district_code)
+    if filters.right_type:
+        query = query.filter(right_type=filters.right_type)
+    if after_id is not None:
+        query = query.filter(id__gt=after_id)
+    rights = await query.order_by("id").limit(limit + 1).select_related("unit")
+    more = len(rights) > limit
+    rights = rights[:limit]
+    ids = [r.id for r in rights]
+    items: list[dict[str, Any]] = []
+    if ids:
+        holders = await _holders_by_right(ids)
+        mortgages, others = await _encumbrances_by_right(ids, active_only=True)
+        open_units = await _units_with_open_cases(sorted({r.unit_id for r in rights}))  # type: ignore[attr-defined]
+        for r in rights:
+            items.append(
+                _shape(
+                    r,
+                    r.unit,
+                    person_id,
+                    holders[r.id],
+                    mortgages.get(r.id, []),
+                    others.get(r.id, {}),
+                    r.unit_id in open_units,  # type: ignore[attr-defined]
+                )
+            )
+    return {"items": items, "next_after": ids[-1] if more and ids else None}
+
+
+async def cached_properties(
+    *,
+    person_id: int,
+    filters: PropertyFilters,
+    after_id: int | None,
+    limit: int,
+    kv: KeyValueStore,
+    ttl_s: float,
+) -> dict[str, Any]:
+    params = {**asdict(filters), "after": after_id, "limit": limit}
+    return await cached_property_list(
+        kv=kv,
+        person_id=person_id,
+        params=params,
+        ttl_s=ttl_s,
+        load=lambda: list_properties(person_id=person_id, filters=filters, after_id=after_id, limit=limit),
+    )
+
+
+# --- one right -----------------------------------------------------------------------------------
+
+
+async def property_detail(*, person_id: int, right_id: int) -> dict[str, Any]:
+    """The full record of a right the person holds or held; NotFound otherwise (not a refusal,
+    so that right ids cannot be probed)."""
+    if not await RightHolder.exists(person_id=person_id, right_id=right_id):
+        raise NotFound(right_id=right_id)
+    right = await Right.get(id=right_id).select_related("unit")
+    unit: RealEstateUnit = right.unit
+    earlier = (
+        await Right.filter(unit_id=unit.id)
+        .filter(
+            Q(registered_at__lt=right.registered_at) | Q(registered_at=right.registered_at, id__lt=right.id)
+        )
+        .order_by("-registered_at", "-id")
+    )
+    holders = await _holders_by_right([right.id, *(e.id for e in earlier)])
+    mortgages, others = await _encumbrances_by_right([right.id], active_only=False)
+    cases = (
+        await RegistrationCase.filter(unit_id=unit.id)
+        .order_by("-applied_at", "-id")
+        .values("case_number", "kind", "state", "reason", "applied_at", "updated_at", "right_id")
+    )
+    in_progress = any(c["state"] in OPEN_CASE_STATES for c in cases)
+    record = _shape(right, unit, person_id, holders[right.id], [], {}, in_progress)
+    active_m = [m for m in mortgages.get(right.id, []) if m["status"] == "active"]
+    all_others = others.get(right.id, {})
+    record["encumbrances"] = {
+        "mortgages": active_m,
+        "seizures": [e for e in all_others.get("seizure", []) if e["status"] == "active"],
+        "objections": [e for e in all_others.get("objection", []) if e["status"] == "active"],
+    }
+    record["encumbrance_history"] = {
+        "mortgages": mortgages.get(right.id, []),
+        "seizures": all_others.get("seizure", []),
+        "objections": all_others.get("objection", []),
+    }
+    record["history"] = {
+        "earlier_rights": [
+            {
+                "right_type": e.right_type,
+                "status": e.status,
+                "registered_at": _local(e.registered_at),
+                "ended_at": _local(e.ended_at),
+                "holders": [_holder_name(h)[1] for h in holders[e.id]],
+            }
+            for e in earlier
+        ],
+        "cases": [
+            {
+                "case_number": c["case_number"],
+                "kind": c["kind"],
+                "state": c["state"],
+                "in_progress": c["state"] in OPEN_CASE_STATES,
+                "reason": c["reason"],
+                "applied_at": _local(c["applied_at"]),
+                "updated_at": _local(c["updated_at"]),
+            }
+            for c in cases
+        ],
+    }
+    return record
+
+
+# --- the use cases for oneself -------------------------------------------------------------------
+
+
+def _self(person_id: int) -> audit.Reader:
+    return audit.Reader(f"person:{person_id}", "citizen", audit.SELF_DISPLAY)
+
+
+async def read_own_properties(
+    *,
+    person_id: int,
+    filters: PropertyFilters,
+    after_id: int | None,
+    limit: int,
+    kv: KeyValueStore,
+    cache_ttl_s: float,
+    clock: Clock,
+    request_id: str | None,
+) -> dict[str, Any]:
+    page = await cached_properties(
+        person_id=person_id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
+    )
+    await audit.record_access(
+        reader=_self(person_id),
+        person_id=person_id,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        purpose=audit.PURPOSE_SELF,
+        request_id=request_id,
+        clock=clock,
+    )
+    return page
+
+
+async def read_own_property(
+    *, person_id: int, right_id: int, clock: Clock, request_id: str | None
+) -> dict[str, Any]:
+    record = await property_detail(person_id=person_id, right_id=right_id)
+    await audit.record_access(
+        reader=_self(person_id),
+        person_id=person_id,
+        action=audit.PROPERTY_DETAIL,
+        object_type="right",
+        object_id=right_id,
+        purpose=audit.PURPOSE_SELF,
+        request_id=request_id,
+        clock=clock,
+    )
+    return record
+
+
+# --- registration staff at the window ------------------------------------------------------------
+
+# 不动产登记资料查询暂行办法: who may ask a registration office, and on what grounds. The clerk
+# records the ground and the document it rests on (application, case or official letter number).
+CLERK_PURPOSES: dict[str, str] = {
+    "holder_request": "权利人（或其委托代理人）申请查询",
+    "interested_party": "利害关系人申请查询",
+    "authority_request": "国家机关依法查询",
+    "case_processing": "办理登记业务",
+}
+
+
+async def read_for_clerk(
+    *,
+    principal: Principal,
+    id_number: str,
+    purpose: str,
+    reference: str,
+    filters: PropertyFilters,
+    after_id: int | None,
+    limit: int,
+    vault: PiiVault,
+    kv: KeyValueStore,
+    limiter: RateLimiter,
+    limits: tuple[int, int],
+    cache_ttl_s: float,
+    clock: Clock,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """A clerk looks a person up by ID number, at most `limits` = (per minute, per day) times;
+    the limit counts per clerk, before the look-up, so parallel requests cannot pass it. The
+    answer says whether the person is in the register at all (no rights is an answer too: the
+    basis of a no-housing finding), and the read is logged under the person (or, with no register
+    row, under their ID number's blind index, so they see it once they have one) with the clerk's
+    office, the ground and the reference."""
+    if purpose not in CLERK_PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    per_minute, per_day_ = limits
+    await limiter.hit(per_seconds(per_minute, 60), "clerk-lookup-minute", principal.subject)
+    await limiter.hit(per_day(per_day_), "clerk-lookup-day", principal.subject)
+    index = vault.blind_index(id_number)
+    person = await Person.get_or_none(id_number_index=index).only("id", "name")
+    if person is None:
+        page: dict[str, Any] = {"items": [], "next_after": None}
+    else:
+        page = await cached_properties(
+            person_id=person.id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
+        )
+    await audit.record_access(
+        reader=await audit.reader_for(principal),
+        person_id=person.id if person else None,
+        person_index=None if person else index,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        object_id=reference,
+        purpose=purpose,
+        request_id=request_id,
+        clock=clock,
+    )
+    subject = {
+        "id_number": mask_id_number(id_number),
+        "name": person.name if person else None,
+        "in_register": person is not None,
+    }
+    return {"subject": subject, **page}
