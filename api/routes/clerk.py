@@ -13,14 +13,14 @@ from api.guards import current_principal, requires
 from api.openapi import doc
 from api.routes.properties import RIGHTS_CURSOR, PropertyItem, PropertyQuery, decode_cursor, page_out
 from api.validation import parse_json
-from services.registry import properties as properties
-from services.registry.properties import CLERK_PURPOSES
+from services.registry import reads
+from services.registry.reads import CLERK_PURPOSES
 
 bp = Blueprint("clerk", url_prefix="/api/v1/clerk")
 
 Purpose = Literal["holder_request", "interested_party", "authority_request", "case_processing"]
 if set(get_args(Purpose)) != set(CLERK_PURPOSES):
-    raise RuntimeError("api.routes.clerk.Purpose and services.registry.properties.CLERK_PURPOSES disagree")
+    raise RuntimeError("api.routes.clerk.Purpose and services.registry.reads.CLERK_PURPOSES disagree")
 
 
 class ClerkPropertyQuery(PropertyQuery):
@@ -70,7 +70,7 @@ class ClerkPropertyPage(BaseModel):
 async def property_query(request: Request) -> HTTPResponse:
     body = parse_json(request, ClerkPropertyQuery)
     s = request.app.ctx.services
-    page = await properties.read_for_clerk(
+    page = await reads.read_for_clerk(
         principal=await current_principal(request),
         id_number=body.id_number,
         purpose=body.purpose,

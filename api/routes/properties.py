@@ -17,7 +17,7 @@ from api.openapi import doc
 from api.validation import parse_query
 from services.audit import log as audit
 from services.errors import InvalidCursor, NotFound
-from services.registry import properties as properties
+from services.registry import reads
 from services.registry.properties import PropertyFilters
 
 bp = Blueprint("properties", url_prefix="/api/v1")
@@ -230,7 +230,7 @@ def page_out(page: dict[str, Any], kind: str, position_key: str = "next_after") 
 async def my_properties(request: Request) -> HTTPResponse:
     query = parse_query(request, PropertyQuery)
     s = services(request)
-    page = await properties.read_own_properties(
+    page = await reads.read_own_properties(
         person_id=await person_id_of(request),
         filters=query.filters(),
         after_id=decode_cursor(RIGHTS_CURSOR, query.cursor),
@@ -255,7 +255,7 @@ async def my_properties(request: Request) -> HTTPResponse:
 @requires("citizen")
 async def my_property(request: Request, right_id: int) -> HTTPResponse:
     s = services(request)
-    record = await properties.read_own_property(
+    record = await reads.read_own_property(
         person_id=await person_id_of(request),
         right_id=object_id(right_id, "right_id"),
         clock=s.clock,

@@ -26,6 +26,7 @@ from api.routes.properties import (
 )
 from api.validation import parse_json, parse_query
 from services.guardianship import links as guardianship
+from services.guardianship import reads as ward_reads
 
 bp = Blueprint("wards", url_prefix="/api/v1")
 
@@ -163,7 +164,7 @@ async def end_ward_link(request: Request, ward_id: int) -> HTTPResponse:
 async def ward_properties(request: Request, ward_id: int) -> HTTPResponse:
     query = parse_query(request, PropertyQuery)
     s = services(request)
-    page = await guardianship.read_ward_properties(
+    page = await ward_reads.read_ward_properties(
         guardian_person_id=await person_id_of(request),
         link_id=object_id(ward_id, "ward_id"),
         filters=query.filters(),
@@ -195,7 +196,7 @@ async def ward_properties(request: Request, ward_id: int) -> HTTPResponse:
 @requires("citizen")
 async def ward_property(request: Request, ward_id: int, right_id: int) -> HTTPResponse:
     s = services(request)
-    record = await guardianship.read_ward_property(
+    record = await ward_reads.read_ward_property(
         guardian_person_id=await person_id_of(request),
         link_id=object_id(ward_id, "ward_id"),
         right_id=object_id(right_id, "right_id"),

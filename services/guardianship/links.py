@@ -32,7 +32,6 @@ from tortoise.expressions import F
 
 from integrations.civil_registry.base import CivilRegistry
 from integrations.errors import IntegrationError, RequestRejected
-from services import audit
 from services.clock import SHANGHAI, Clock, local_today
 from services.errors import (
     GuardianshipNotVerified,
@@ -41,14 +40,11 @@ from services.errors import (
     WardIsSelf,
     WardNotMinor,
 )
-from services.guardianship import alerts as guardian_alerts
 from services.guardianship.feed import GuardianshipFeed
 from services.guardianship.models import ACTIVE, ENDED, SUSPENDED, GuardianshipLink
 from services.identifiers import eighteenth_birthday, mask_id_number, mask_name
-from services.kv import KeyValueStore
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter, per_day
-from services.registry import PropertyFilters, cached_properties, property_detail
 from services.registry.models import Person
 
 log = logging.getLogger("estate.guardianship")
@@ -339,116 +335,3 @@ async def open_ward(
 
 
 # --- the use cases the routes call ----------------------------------------------------------------
-
-
-def _reader(access: WardAccess) -> audit.Reader:
-    return audit.Reader(f"person:{access.guardian.id}", "guardian", mask_name(access.guardian.name))
-
-
-async def read_ward_properties(
-    *,
-    guardian_person_id: int,
-    link_id: int,
-    filters: PropertyFilters,
-    after_id: int | None,
-    limit: int,
-    vault: PiiVault,
-    civil_registry: CivilRegistry,
-    feed: GuardianshipFeed,
-    kv: KeyValueStore,
-    clock: Clock,
-    reverify_days: int,
-    cache_ttl_s: float,
-    hotline: str,
-    alert_period_s: int,
-    request_id: str | None,
-) -> dict[str, Any]:
-    access = await open_ward(
-        guardian_person_id=guardian_person_id,
-        link_id=link_id,
-        vault=vault,
-        civil_registry=civil_registry,
-        feed=feed,
-        clock=clock,
-        reverify_days=reverify_days,
-    )
-    page: dict[str, Any] = {"items": [], "next_after": None}
-    if access.ward_person_id is not None:
-        page = await cached_properties(
-            person_id=access.ward_person_id,
-            filters=filters,
-            after_id=after_id,
-            limit=limit,
-            kv=kv,
-            ttl_s=cache_ttl_s,
-        )
-    await guardian_alerts.notify_other_guardians(
-        reader=access.guardian,
-        ward_index=access.ward_index,
-        ward_person_id=access.ward_person_id,
-        what=audit.PROPERTY_LIST,
-        clock=clock,
-        hotline=hotline,
-        alert_period_s=alert_period_s,
-    )
-    await audit.record_access(
-        reader=_reader(access),
-        person_id=access.ward_person_id,
-        person_index=access.ward_index,
-        action=audit.PROPERTY_LIST,
-        object_type="property_list",
-        object_id=f"ward:{link_id}",
-        purpose=audit.PURPOSE_GUARDIAN,
-        request_id=request_id,
-        clock=clock,
-    )
-    return page
-
-
-async def read_ward_property(
-    *,
-    guardian_person_id: int,
-    link_id: int,
-    right_id: int,
-    vault: PiiVault,
-    civil_registry: CivilRegistry,
-    feed: GuardianshipFeed,
-    clock: Clock,
-    reverify_days: int,
-    hotline: str,
-    alert_period_s: int,
-    request_id: str | None,
-) -> dict[str, Any]:
-    access = await open_ward(
-        guardian_person_id=guardian_person_id,
-        link_id=link_id,
-        vault=vault,
-        civil_registry=civil_registry,
-        feed=feed,
-        clock=clock,
-        reverify_days=reverify_days,
-    )
-    if access.ward_person_id is None:
-        raise NotFound(right_id=right_id)
-    record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
-    await guardian_alerts.notify_other_guardians(
-        reader=access.guardian,
-        ward_index=access.ward_index,
-        ward_person_id=access.ward_person_id,
-        what=audit.PROPERTY_DETAIL,
-        clock=clock,
-        hotline=hotline,
-        alert_period_s=alert_period_s,
-    )
-    await audit.record_access(
-        reader=_reader(access),
-        person_id=access.ward_person_id,
-        person_index=access.ward_index,
-        action=audit.PROPERTY_DETAIL,
-        object_type="right",
-        object_id=right_id,
-        purpose=audit.PURPOSE_GUARDIAN,
-        request_id=request_id,
-        clock=clock,
-    )
-    return record

@@ -21,16 +21,12 @@ key-value store that requests read; every process copies the unexpired ones at s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
@@ -47,6 +43,10 @@ from services.errors import (
 )
 from services.identifiers import normalise_phone
 from services.identity.models import ApiClient, OtpChallenge, RefreshToken, RevokedToken, StaffUser
+from services.identity.policy import _DUMMY_HASH, _password_matches
+from services.identity.policy import AuthPolicy as AuthPolicy
+from services.identity.policy import TokenPair as TokenPair
+from services.identity.policy import hash_password as hash_password
 from services.identity.tokens import Principal, TokenSigner
 from services.kv import KeyValueStore
 from services.outbox import enqueue
@@ -55,63 +55,6 @@ from services.ratelimit import RateLimiter, per_day, per_hour, per_seconds
 from services.registry.models import Person
 
 OTP_DELIVER = "auth.sms_code"  # outbox topic: look the phone up, make the challenge, send the code
-
-_hasher = PasswordHasher()
-# Verified against when the user does not exist, so both paths cost one argon2 verification.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
-
-
-@dataclass(frozen=True, slots=True)
-class AuthPolicy:
-    otp_ttl_s: int
-    otp_max_attempts: int
-    otp_cooldown_s: int
-    otp_daily_cap_per_phone: int
-    otp_hourly_cap_per_ip: int
-    refresh_ttl_s: int
-    staff_max_failures: int
-    staff_lock_s: int = 900
-    password_hourly_cap_per_ip: int = 60
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> AuthPolicy:
-        return cls(
-            otp_ttl_s=settings.otp_ttl_s,
-            otp_max_attempts=settings.otp_max_attempts,
-            otp_cooldown_s=settings.otp_cooldown_s,
-            otp_daily_cap_per_phone=settings.otp_daily_cap_per_phone,
-            otp_hourly_cap_per_ip=settings.otp_hourly_cap_per_ip,
-            refresh_ttl_s=settings.refresh_token_ttl_s,
-            staff_max_failures=settings.staff_login_max_failures,
-            staff_lock_s=settings.staff_lock_s,
-            password_hourly_cap_per_ip=settings.password_signin_hourly_cap_per_ip,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    access_token: str
-    expires_in: int
-    refresh_token: str | None
-    role: str
-    scope: str | None = None
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def _verify_password(stored_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-async def _password_matches(stored_hash: str, password: str) -> bool:
-    """argon2 off the event loop: a check takes tens of milliseconds of CPU."""
-    return await asyncio.to_thread(_verify_password, stored_hash, password)
-
 
 class AuthService:
     def __init__(

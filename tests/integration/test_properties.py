@@ -267,9 +267,10 @@ class _QueryCounter(logging.Handler):
 
 async def _count_queries(person_id: int, limit: int) -> tuple[int, int]:
     logger = logging.getLogger("tortoise.db_client")
-    handler, level = _QueryCounter(), logger.level
+    handler, level, disabled = _QueryCounter(), logger.level, logger.disabled
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    logger.disabled = False  # import-linter's CLI (tests/unit/test_architecture.py) disables loggers
     try:
         page = await list_properties(
             person_id=person_id, filters=PropertyFilters(), after_id=None, limit=limit
@@ -277,6 +278,7 @@ async def _count_queries(person_id: int, limit: int) -> tuple[int, int]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        logger.disabled = disabled
     return len(handler.queries), len(page["items"])
 
 

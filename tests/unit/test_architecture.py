@@ -86,8 +86,10 @@ def test_every_domain_has_a_public_module_contract():
     domains = sorted(p.name for p in packages if (p / "__init__.py").exists() and p.name != "migrations")
     contracts = _contracts()
     for domain in domains:
-        modules = (ROOT / "services" / domain).glob("*.py")
-        private = [f.stem for f in modules if f.stem not in ("__init__", "models", "topics")]
+        home = ROOT / "services" / domain
+        packages = [p.name for p in home.iterdir() if (p / "__init__.py").exists()]
+        modules = [f.stem for f in home.glob("*.py")] + packages
+        private = [m for m in modules if m not in ("__init__", "models", "topics")]
         if private:
             contract = contracts.get(f"{domain}-through-its-public-module")
             assert contract is not None, f"services.{domain} has no public-module contract in pyproject.toml"

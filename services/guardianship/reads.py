@@ -1,0 +1,134 @@
+"""A guardian's reads of a ward's property data: open the link (links.py), read, alert the
+other guardians (alerts.py), write the access log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.civil_registry.base import CivilRegistry
+from services import audit
+from services.clock import Clock
+from services.errors import (
+    NotFound,
+)
+from services.guardianship import alerts as guardian_alerts
+from services.guardianship.feed import GuardianshipFeed
+from services.guardianship.links import WardAccess, open_ward
+from services.identifiers import mask_name
+from services.kv import KeyValueStore
+from services.pii import PiiVault
+from services.registry import PropertyFilters, cached_properties, property_detail
+
+
+def _reader(access: WardAccess) -> audit.Reader:
+    return audit.Reader(f"person:{access.guardian.id}", "guardian", mask_name(access.guardian.name))
+
+
+async def read_ward_properties(
+    *,
+    guardian_person_id: int,
+    link_id: int,
+    filters: PropertyFilters,
+    after_id: int | None,
+    limit: int,
+    vault: PiiVault,
+    civil_registry: CivilRegistry,
+    feed: GuardianshipFeed,
+    kv: KeyValueStore,
+    clock: Clock,
+    reverify_days: int,
+    cache_ttl_s: float,
+    hotline: str,
+    alert_period_s: int,
+    request_id: str | None,
+) -> dict[str, Any]:
+    access = await open_ward(
+        guardian_person_id=guardian_person_id,
+        link_id=link_id,
+        vault=vault,
+        civil_registry=civil_registry,
+        feed=feed,
+        clock=clock,
+        reverify_days=reverify_days,
+    )
+    page: dict[str, Any] = {"items": [], "next_after": None}
+    if access.ward_person_id is not None:
+        page = await cached_properties(
+            person_id=access.ward_person_id,
+            filters=filters,
+            after_id=after_id,
+            limit=limit,
+            kv=kv,
+            ttl_s=cache_ttl_s,
+        )
+    await guardian_alerts.notify_other_guardians(
+        reader=access.guardian,
+        ward_index=access.ward_index,
+        ward_person_id=access.ward_person_id,
+        what=audit.PROPERTY_LIST,
+        clock=clock,
+        hotline=hotline,
+        alert_period_s=alert_period_s,
+    )
+    await audit.record_access(
+        reader=_reader(access),
+        person_id=access.ward_person_id,
+        person_index=access.ward_index,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        object_id=f"ward:{link_id}",
+        purpose=audit.PURPOSE_GUARDIAN,
+        request_id=request_id,
+        clock=clock,
+    )
+    return page
+
+
+async def read_ward_property(
+    *,
+    guardian_person_id: int,
+    link_id: int,
+    right_id: int,
+    vault: PiiVault,
+    civil_registry: CivilRegistry,
+    feed: GuardianshipFeed,
+    clock: Clock,
+    reverify_days: int,
+    hotline: str,
+    alert_period_s: int,
+    request_id: str | None,
+) -> dict[str, Any]:
+    access = await open_ward(
+        guardian_person_id=guardian_person_id,
+        link_id=link_id,
+        vault=vault,
+        civil_registry=civil_registry,
+        feed=feed,
+        clock=clock,
+        reverify_days=reverify_days,
+    )
+    if access.ward_person_id is None:
+        raise NotFound(right_id=right_id)
+    record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
+    await guardian_alerts.notify_other_guardians(
+        reader=access.guardian,
+        ward_index=access.ward_index,
+        ward_person_id=access.ward_person_id,
+        what=audit.PROPERTY_DETAIL,
+        clock=clock,
+        hotline=hotline,
+        alert_period_s=alert_period_s,
+    )
+    await audit.record_access(
+        reader=_reader(access),
+        person_id=access.ward_person_id,
+        person_index=access.ward_index,
+        action=audit.PROPERTY_DETAIL,
+        object_type="right",
+        object_id=right_id,
+        purpose=audit.PURPOSE_GUARDIAN,
+        request_id=request_id,
+        clock=clock,
+    )
+    return record

@@ -1,0 +1,134 @@
+"""Reads of the register by a person and by a clerk, each written to the access log.
+
+The read model they serve is properties.py; the access log is services/audit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services import audit
+from services.clock import Clock
+from services.identifiers import mask_id_number
+from services.identity import Principal
+from services.kv import KeyValueStore
+from services.pii import PiiVault
+from services.ratelimit import RateLimiter, per_day, per_seconds
+from services.registry.models import (
+    Person,
+)
+from services.registry.properties import PropertyFilters, cached_properties, property_detail
+
+
+def _self(person_id: int) -> audit.Reader:
+    return audit.Reader(f"person:{person_id}", "citizen", audit.SELF_DISPLAY)
+
+
+async def read_own_properties(
+    *,
+    person_id: int,
+    filters: PropertyFilters,
+    after_id: int | None,
+    limit: int,
+    kv: KeyValueStore,
+    cache_ttl_s: float,
+    clock: Clock,
+    request_id: str | None,
+) -> dict[str, Any]:
+    page = await cached_properties(
+        person_id=person_id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
+    )
+    await audit.record_access(
+        reader=_self(person_id),
+        person_id=person_id,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        purpose=audit.PURPOSE_SELF,
+        request_id=request_id,
+        clock=clock,
+    )
+    return page
+
+
+async def read_own_property(
+    *, person_id: int, right_id: int, clock: Clock, request_id: str | None
+) -> dict[str, Any]:
+    record = await property_detail(person_id=person_id, right_id=right_id)
+    await audit.record_access(
+        reader=_self(person_id),
+        person_id=person_id,
+        action=audit.PROPERTY_DETAIL,
+        object_type="right",
+        object_id=right_id,
+        purpose=audit.PURPOSE_SELF,
+        request_id=request_id,
+        clock=clock,
+    )
+    return record
+
+
+# --- registration staff at the window ------------------------------------------------------------
+
+# 不动产登记资料查询暂行办法: who may ask a registration office, and on what grounds. The clerk
+# records the ground and the document it rests on (application, case or official letter number).
+CLERK_PURPOSES: dict[str, str] = {
+    "holder_request": "权利人（或其委托代理人）申请查询",
+    "interested_party": "利害关系人申请查询",
+    "authority_request": "国家机关依法查询",
+    "case_processing": "办理登记业务",
+}
+
+
+async def read_for_clerk(
+    *,
+    principal: Principal,
+    id_number: str,
+    purpose: str,
+    reference: str,
+    filters: PropertyFilters,
+    after_id: int | None,
+    limit: int,
+    vault: PiiVault,
+    kv: KeyValueStore,
+    limiter: RateLimiter,
+    limits: tuple[int, int],
+    cache_ttl_s: float,
+    clock: Clock,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """A clerk looks a person up by ID number, at most `limits` = (per minute, per day) times;
+    the limit counts per clerk, before the look-up, so parallel requests cannot pass it. The
+    answer says whether the person is in the register at all (no rights is an answer too: the
+    basis of a no-housing finding), and the read is logged under the person (or, with no register
+    row, under their ID number's blind index, so they see it once they have one) with the clerk's
+    office, the ground and the reference."""
+    if purpose not in CLERK_PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    per_minute, per_day_ = limits
+    await limiter.hit(per_seconds(per_minute, 60), "clerk-lookup-minute", principal.subject)
+    await limiter.hit(per_day(per_day_), "clerk-lookup-day", principal.subject)
+    index = vault.blind_index(id_number)
+    person = await Person.get_or_none(id_number_index=index).only("id", "name")
+    if person is None:
+        page: dict[str, Any] = {"items": [], "next_after": None}
+    else:
+        page = await cached_properties(
+            person_id=person.id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
+        )
+    await audit.record_access(
+        reader=await audit.reader_for(principal),
+        person_id=person.id if person else None,
+        person_index=None if person else index,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        object_id=reference,
+        purpose=purpose,
+        request_id=request_id,
+        clock=clock,
+    )
+    subject = {
+        "id_number": mask_id_number(id_number),
+        "name": person.name if person else None,
+        "in_register": person is not None,
+    }
+    return {"subject": subject, **page}
