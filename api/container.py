@@ -22,12 +22,14 @@ from integrations.factory import Integrations, SimulatorSuite, build_integration
 from services.clock import Clock, SystemClock
 from services.db import apply_migrations, close_database, open_database
 from services.guardianship.feed import GuardianshipFeed
+from services.guardianship.reads import WardReadPolicy, WardReads
 from services.identity.auth import AuthPolicy, AuthService
 from services.identity.install_keys import with_install_secrets
 from services.identity.tokens import TokenSigner
 from services.kv import KeyValueStore, MemoryStore, RedisStore
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter
+from services.registry.reads import PropertyReads
 
 log = logging.getLogger("estate.container")
 
@@ -46,6 +48,8 @@ class Services:
     session: aiohttp.ClientSession
     http_client: httpx.AsyncClient
     guardianship_feed: GuardianshipFeed
+    property_reads: PropertyReads
+    ward_reads: WardReads
     simulators: SimulatorSuite | None = None
     demo: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -92,6 +96,13 @@ async def start_services(
         policy=AuthPolicy.from_settings(settings),
         otp_secret=settings.secret_key.get_secret_value(),
     )
+    feed = GuardianshipFeed(
+        civil_registry=integrations.civil_registry,
+        vault=vault,
+        clock=clock,
+        max_age_s=settings.guardianship_feed_max_age_s,
+        page_size=settings.guardianship_feed_page_size,
+    )
     services = Services(
         settings=settings,
         clock=clock,
@@ -104,12 +115,27 @@ async def start_services(
         db=db,
         session=session,
         http_client=http_client,
-        guardianship_feed=GuardianshipFeed(
-            civil_registry=integrations.civil_registry,
+        guardianship_feed=feed,
+        property_reads=PropertyReads(
             vault=vault,
+            kv=kv,
+            limiter=limiter,
             clock=clock,
-            max_age_s=settings.guardianship_feed_max_age_s,
-            page_size=settings.guardianship_feed_page_size,
+            cache_ttl_s=settings.property_cache_ttl_s,
+            clerk_limits=(settings.clerk_lookups_per_minute, settings.clerk_lookups_per_day),
+        ),
+        ward_reads=WardReads(
+            vault=vault,
+            civil_registry=integrations.civil_registry,
+            feed=feed,
+            kv=kv,
+            clock=clock,
+            policy=WardReadPolicy(
+                reverify_days=settings.guardianship_reverify_days,
+                cache_ttl_s=settings.property_cache_ttl_s,
+                hotline=settings.property_alert_hotline,
+                alert_period_s=settings.guardian_alert_period_s,
+            ),
         ),
         simulators=simulators,
     )

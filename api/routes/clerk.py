@@ -11,9 +11,8 @@ from sanic.response import json
 from api.fields import IdNumber
 from api.guards import current_principal, requires
 from api.openapi import doc
-from api.routes.properties import RIGHTS_CURSOR, PropertyItem, PropertyQuery, decode_cursor, page_out
+from api.routes.properties import RIGHTS_CURSOR, PropertyItem, PropertyQuery, page_out
 from api.validation import parse_json
-from services.registry import reads
 from services.registry.reads import CLERK_PURPOSES
 
 bp = Blueprint("clerk", url_prefix="/api/v1/clerk")
@@ -69,21 +68,12 @@ class ClerkPropertyPage(BaseModel):
 @requires("clerk")
 async def property_query(request: Request) -> HTTPResponse:
     body = parse_json(request, ClerkPropertyQuery)
-    s = request.app.ctx.services
-    page = await reads.read_for_clerk(
+    page = await request.app.ctx.services.property_reads.clerk_lookup(
         principal=await current_principal(request),
         id_number=body.id_number,
         purpose=body.purpose,
         reference=body.reference.strip(),
-        filters=body.filters(),
-        after_id=decode_cursor(RIGHTS_CURSOR, body.cursor),
-        limit=body.limit,
-        vault=s.vault,
-        kv=s.kv,
-        limiter=s.limiter,
-        limits=(s.settings.clerk_lookups_per_minute, s.settings.clerk_lookups_per_day),
-        cache_ttl_s=s.settings.property_cache_ttl_s,
-        clock=s.clock,
+        page=body.page(),
         request_id=getattr(request.ctx, "request_id", None),
     )
     return json(page_out(page, RIGHTS_CURSOR))

@@ -17,7 +17,7 @@ from api.openapi import doc
 from api.validation import parse_query
 from services.audit import log as audit
 from services.errors import InvalidCursor, NotFound
-from services.registry import reads
+from services.registry import PageRequest
 from services.registry.properties import PropertyFilters
 
 bp = Blueprint("properties", url_prefix="/api/v1")
@@ -89,6 +89,9 @@ class PropertyQuery(BaseModel):
 
     def filters(self) -> PropertyFilters:
         return PropertyFilters(self.district_code, self.right_type, self.include_historical)
+
+    def page(self) -> PageRequest:
+        return PageRequest(self.filters(), decode_cursor(RIGHTS_CURSOR, self.cursor), self.limit)
 
 
 class CoHolder(BaseModel):
@@ -229,15 +232,9 @@ def page_out(page: dict[str, Any], kind: str, position_key: str = "next_after") 
 @requires("citizen")
 async def my_properties(request: Request) -> HTTPResponse:
     query = parse_query(request, PropertyQuery)
-    s = services(request)
-    page = await reads.read_own_properties(
+    page = await services(request).property_reads.own_list(
         person_id=await person_id_of(request),
-        filters=query.filters(),
-        after_id=decode_cursor(RIGHTS_CURSOR, query.cursor),
-        limit=query.limit,
-        kv=s.kv,
-        cache_ttl_s=s.settings.property_cache_ttl_s,
-        clock=s.clock,
+        page=query.page(),
         request_id=getattr(request.ctx, "request_id", None),
     )
     return json(page_out(page, RIGHTS_CURSOR))
@@ -254,11 +251,9 @@ async def my_properties(request: Request) -> HTTPResponse:
 )
 @requires("citizen")
 async def my_property(request: Request, right_id: int) -> HTTPResponse:
-    s = services(request)
-    record = await reads.read_own_property(
+    record = await services(request).property_reads.own_detail(
         person_id=await person_id_of(request),
         right_id=object_id(right_id, "right_id"),
-        clock=s.clock,
         request_id=getattr(request.ctx, "request_id", None),
     )
     return json(record)

@@ -18,7 +18,6 @@ from api.routes.properties import (
     PropertyPage,
     PropertyQuery,
     PropertyRecord,
-    decode_cursor,
     object_id,
     page_out,
     person_id_of,
@@ -26,7 +25,6 @@ from api.routes.properties import (
 )
 from api.validation import parse_json, parse_query
 from services.guardianship import links as guardianship
-from services.guardianship import reads as ward_reads
 
 bp = Blueprint("wards", url_prefix="/api/v1")
 
@@ -163,22 +161,10 @@ async def end_ward_link(request: Request, ward_id: int) -> HTTPResponse:
 @requires("citizen")
 async def ward_properties(request: Request, ward_id: int) -> HTTPResponse:
     query = parse_query(request, PropertyQuery)
-    s = services(request)
-    page = await ward_reads.read_ward_properties(
+    page = await services(request).ward_reads.properties(
         guardian_person_id=await person_id_of(request),
         link_id=object_id(ward_id, "ward_id"),
-        filters=query.filters(),
-        after_id=decode_cursor(RIGHTS_CURSOR, query.cursor),
-        limit=query.limit,
-        vault=s.vault,
-        civil_registry=s.integrations.civil_registry,
-        feed=s.guardianship_feed,
-        kv=s.kv,
-        clock=s.clock,
-        reverify_days=s.settings.guardianship_reverify_days,
-        cache_ttl_s=s.settings.property_cache_ttl_s,
-        hotline=s.settings.property_alert_hotline,
-        alert_period_s=s.settings.guardian_alert_period_s,
+        page=query.page(),
         request_id=_request_id(request),
     )
     return json(page_out(page, RIGHTS_CURSOR))
@@ -195,18 +181,10 @@ async def ward_properties(request: Request, ward_id: int) -> HTTPResponse:
 )
 @requires("citizen")
 async def ward_property(request: Request, ward_id: int, right_id: int) -> HTTPResponse:
-    s = services(request)
-    record = await ward_reads.read_ward_property(
+    record = await services(request).ward_reads.property(
         guardian_person_id=await person_id_of(request),
         link_id=object_id(ward_id, "ward_id"),
         right_id=object_id(right_id, "right_id"),
-        vault=s.vault,
-        civil_registry=s.integrations.civil_registry,
-        feed=s.guardianship_feed,
-        clock=s.clock,
-        reverify_days=s.settings.guardianship_reverify_days,
-        hotline=s.settings.property_alert_hotline,
-        alert_period_s=s.settings.guardian_alert_period_s,
         request_id=_request_id(request),
     )
     return json(record)

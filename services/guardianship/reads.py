@@ -4,6 +4,7 @@ other guardians (alerts.py), write the access log.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from integrations.civil_registry.base import CivilRegistry
@@ -18,7 +19,7 @@ from services.guardianship.links import WardAccess, open_ward
 from services.identifiers import mask_name
 from services.kv import KeyValueStore
 from services.pii import PiiVault
-from services.registry import PropertyFilters, cached_properties, property_detail
+from services.registry import PageRequest, PropertyFilters, cached_properties, property_detail
 
 
 def _reader(access: WardAccess) -> audit.Reader:
@@ -132,3 +133,74 @@ async def read_ward_property(
         clock=clock,
     )
     return record
+
+
+@dataclass(frozen=True)
+class WardReadPolicy:
+    """The settings a ward read follows (config/settings.py, guardians section)."""
+
+    reverify_days: int
+    cache_ttl_s: float
+    hotline: str
+    alert_period_s: int
+
+
+class WardReads:
+    """A guardian's ward reads as the API calls them, built once in the composition root."""
+
+    def __init__(
+        self,
+        *,
+        vault: PiiVault,
+        civil_registry: CivilRegistry,
+        feed: GuardianshipFeed,
+        kv: KeyValueStore,
+        clock: Clock,
+        policy: WardReadPolicy,
+    ) -> None:
+        self._vault = vault
+        self._civil_registry = civil_registry
+        self._feed = feed
+        self._kv = kv
+        self._clock = clock
+        self._policy = policy
+
+    async def properties(
+        self, *, guardian_person_id: int, link_id: int, page: PageRequest, request_id: str | None
+    ) -> dict[str, Any]:
+        p = self._policy
+        return await read_ward_properties(
+            guardian_person_id=guardian_person_id,
+            link_id=link_id,
+            filters=page.filters,
+            after_id=page.after_id,
+            limit=page.limit,
+            vault=self._vault,
+            civil_registry=self._civil_registry,
+            feed=self._feed,
+            kv=self._kv,
+            clock=self._clock,
+            reverify_days=p.reverify_days,
+            cache_ttl_s=p.cache_ttl_s,
+            hotline=p.hotline,
+            alert_period_s=p.alert_period_s,
+            request_id=request_id,
+        )
+
+    async def property(
+        self, *, guardian_person_id: int, link_id: int, right_id: int, request_id: str | None
+    ) -> dict[str, Any]:
+        p = self._policy
+        return await read_ward_property(
+            guardian_person_id=guardian_person_id,
+            link_id=link_id,
+            right_id=right_id,
+            vault=self._vault,
+            civil_registry=self._civil_registry,
+            feed=self._feed,
+            clock=self._clock,
+            reverify_days=p.reverify_days,
+            hotline=p.hotline,
+            alert_period_s=p.alert_period_s,
+            request_id=request_id,
+        )

@@ -5,5 +5,6 @@ Public to other domains: the read model a guardian's or a clerk's read goes thro
 """
 
 from services.registry.properties import PropertyFilters, cached_properties, property_detail
+from services.registry.reads import PageRequest
 
-__all__ = ["PropertyFilters", "cached_properties", "property_detail"]
+__all__ = ["PageRequest", "PropertyFilters", "cached_properties", "property_detail"]

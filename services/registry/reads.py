@@ -5,6 +5,7 @@ The read model they serve is properties.py; the access log is services/audit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from services import audit
@@ -132,3 +133,78 @@ async def read_for_clerk(
         "in_register": person is not None,
     }
     return {"subject": subject, **page}
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a property list: filters, the cursor's last right id, the page size."""
+
+    filters: PropertyFilters
+    after_id: int | None
+    limit: int
+
+
+class PropertyReads:
+    """The register's reads as the API calls them, built once in the composition root: a route
+    hands over who asks and what page, not the service's dependencies."""
+
+    def __init__(
+        self,
+        *,
+        vault: PiiVault,
+        kv: KeyValueStore,
+        limiter: RateLimiter,
+        clock: Clock,
+        cache_ttl_s: float,
+        clerk_limits: tuple[int, int],
+    ) -> None:
+        self._vault = vault
+        self._kv = kv
+        self._limiter = limiter
+        self._clock = clock
+        self._cache_ttl_s = cache_ttl_s
+        self._clerk_limits = clerk_limits
+
+    async def own_list(self, *, person_id: int, page: PageRequest, request_id: str | None) -> dict[str, Any]:
+        return await read_own_properties(
+            person_id=person_id,
+            filters=page.filters,
+            after_id=page.after_id,
+            limit=page.limit,
+            kv=self._kv,
+            cache_ttl_s=self._cache_ttl_s,
+            clock=self._clock,
+            request_id=request_id,
+        )
+
+    async def own_detail(self, *, person_id: int, right_id: int, request_id: str | None) -> dict[str, Any]:
+        return await read_own_property(
+            person_id=person_id, right_id=right_id, clock=self._clock, request_id=request_id
+        )
+
+    async def clerk_lookup(
+        self,
+        *,
+        principal: Principal,
+        id_number: str,
+        purpose: str,
+        reference: str,
+        page: PageRequest,
+        request_id: str | None,
+    ) -> dict[str, Any]:
+        return await read_for_clerk(
+            principal=principal,
+            id_number=id_number,
+            purpose=purpose,
+            reference=reference,
+            filters=page.filters,
+            after_id=page.after_id,
+            limit=page.limit,
+            vault=self._vault,
+            kv=self._kv,
+            limiter=self._limiter,
+            limits=self._clerk_limits,
+            cache_ttl_s=self._cache_ttl_s,
+            clock=self._clock,
+            request_id=request_id,
+        )
