@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from integrations.civil_registry.base import CivilRegistry
 from services import audit
 from services.clock import Clock
@@ -63,26 +65,27 @@ async def read_ward_properties(
             kv=kv,
             ttl_s=cache_ttl_s,
         )
-    await guardian_alerts.notify_other_guardians(
-        reader=access.guardian,
-        ward_index=access.ward_index,
-        ward_person_id=access.ward_person_id,
-        what=audit.PROPERTY_LIST,
-        clock=clock,
-        hotline=hotline,
-        alert_period_s=alert_period_s,
-    )
-    await audit.record_access(
-        reader=_reader(access),
-        person_id=access.ward_person_id,
-        person_index=access.ward_index,
-        action=audit.PROPERTY_LIST,
-        object_type="property_list",
-        object_id=f"ward:{link_id}",
-        purpose=audit.PURPOSE_GUARDIAN,
-        request_id=request_id,
-        clock=clock,
-    )
+    async with in_transaction():  # the alerts and the access-log entry commit together
+        await guardian_alerts.notify_other_guardians(
+            reader=access.guardian,
+            ward_index=access.ward_index,
+            ward_person_id=access.ward_person_id,
+            what=audit.PROPERTY_LIST,
+            clock=clock,
+            hotline=hotline,
+            alert_period_s=alert_period_s,
+        )
+        await audit.record_access(
+            reader=_reader(access),
+            person_id=access.ward_person_id,
+            person_index=access.ward_index,
+            action=audit.PROPERTY_LIST,
+            object_type="property_list",
+            object_id=f"ward:{link_id}",
+            purpose=audit.PURPOSE_GUARDIAN,
+            request_id=request_id,
+            clock=clock,
+        )
     return page
 
 
@@ -112,26 +115,27 @@ async def read_ward_property(
     if access.ward_person_id is None:
         raise NotFound(right_id=right_id)
     record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
-    await guardian_alerts.notify_other_guardians(
-        reader=access.guardian,
-        ward_index=access.ward_index,
-        ward_person_id=access.ward_person_id,
-        what=audit.PROPERTY_DETAIL,
-        clock=clock,
-        hotline=hotline,
-        alert_period_s=alert_period_s,
-    )
-    await audit.record_access(
-        reader=_reader(access),
-        person_id=access.ward_person_id,
-        person_index=access.ward_index,
-        action=audit.PROPERTY_DETAIL,
-        object_type="right",
-        object_id=right_id,
-        purpose=audit.PURPOSE_GUARDIAN,
-        request_id=request_id,
-        clock=clock,
-    )
+    async with in_transaction():  # the alerts and the access-log entry commit together
+        await guardian_alerts.notify_other_guardians(
+            reader=access.guardian,
+            ward_index=access.ward_index,
+            ward_person_id=access.ward_person_id,
+            what=audit.PROPERTY_DETAIL,
+            clock=clock,
+            hotline=hotline,
+            alert_period_s=alert_period_s,
+        )
+        await audit.record_access(
+            reader=_reader(access),
+            person_id=access.ward_person_id,
+            person_index=access.ward_index,
+            action=audit.PROPERTY_DETAIL,
+            object_type="right",
+            object_id=right_id,
+            purpose=audit.PURPOSE_GUARDIAN,
+            request_id=request_id,
+            clock=clock,
+        )
     return record
 
 

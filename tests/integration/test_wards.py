@@ -336,3 +336,26 @@ async def test_the_other_guardian_is_notified_once_a_period_in_app_and_once_a_da
     r = await client.get(f"{WARDS}/{other_link}/properties", headers=citizen_headers(app, other))
     assert r.status_code == 200
     assert await InboxMessage.filter(person_id=reader.id, kind="guardian_query").count() == 1
+
+
+async def test_a_ward_read_writes_its_alert_and_access_log_entry_together(client, app, vault, monkeypatch):
+    """One unit of work: if the access-log entry cannot be written, the read is not served and
+    the other guardian is told of no read that did not happen."""
+    from services.audit import log as audit_log
+
+    family = await make_family(app, vault, guardians=2)
+    reader, other = family.guardians
+    path = f"{WARDS}/{family.links[reader.id]}/properties"
+
+    async def broken(*_args, **_kwargs):
+        raise RuntimeError("the access log is unavailable")
+
+    monkeypatch.setattr(audit_log, "_append_in", broken)
+    r = await client.get(path, headers=citizen_headers(app, reader))
+    assert r.status_code == 500
+    assert await InboxMessage.filter(person_id=other.id, kind="guardian_query").count() == 0
+    assert await _alert_rows(family.links[other.id]) == 0
+
+    monkeypatch.undo()
+    assert (await client.get(path, headers=citizen_headers(app, reader))).status_code == 200
+    assert await InboxMessage.filter(person_id=other.id, kind="guardian_query").count() == 1
