@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     pii_key: SecretStr = SecretStr(DEV_PII_KEY)  # base64, 32 bytes: AES-256-GCM for ID numbers at rest
     blind_index_key: SecretStr = SecretStr(DEV_SECRET + "-blind-index")
     # PEM, Ed25519. Unset in the embedded profile: a random key is made for the install under
-    # key_dir (services/install_keys.py); production refuses to start without one.
+    # key_dir (services/identity/install_keys.py); production refuses to start without one.
     jwt_private_key_file: Path | None = None
     # Embedded profile: where the install's own keys are made and kept (owner-only files). Secrets
     # left at a development default above are replaced by this install's own at start.
@@ -78,13 +78,13 @@ class Settings(BaseSettings):
     otp_cooldown_s: int = 60
     otp_daily_cap_per_phone: int = 10
     otp_hourly_cap_per_ip: int = 30
-    # Staff passwords and bank client secrets (services/auth.py): the account locks after this
+    # Staff passwords and bank client secrets (services/identity/auth.py): the account locks after this
     # many wrong guesses in a row, for staff_lock_s; each address gets at most
     # password_signin_hourly_cap_per_ip guesses an hour over all accounts.
     staff_login_max_failures: int = Field(default=5, ge=1)
     staff_lock_s: int = Field(default=900, ge=1)
     password_signin_hourly_cap_per_ip: int = Field(default=60, ge=1)
-    # Clerk look-ups of a person by ID number, per clerk (services/properties.py).
+    # Clerk look-ups of a person by ID number, per clerk (services/registry/reads.py).
     clerk_lookups_per_minute: int = Field(default=30, ge=1)
     clerk_lookups_per_day: int = Field(default=1000, ge=1)
 
