@@ -3,8 +3,9 @@
 serve [--demo]           run the API (the embedded default with --demo: demo data, simulators)
 migrate                  apply the database migrations
 seed [--persons N ...]   load the deterministic demo data
-worker                   run an outbox worker process
-outbox redrive|stats|purge  operate the outbox
+worker [--handlers M:F] [--once] [--worker-id ID] [--lease-s S] ...
+                         run an outbox worker process (docs/outbox.md)
+outbox stats|redrive|purge  operate the outbox
 audit verify             check the access log's hash chain (exit 1 if it was tampered with)
 """
 
@@ -83,18 +84,39 @@ async def _seed(settings: Settings) -> None:
         await stop_services(services)
 
 
-async def _worker(settings: Settings, *, once: bool) -> None:
+async def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    """Deliver until SIGTERM or SIGINT (in-flight deliveries finish, exit 0), or with --once
+    until nothing is due. Migrations are not applied here."""
     from api.container import start_services, stop_services
-    from api.worker import run_outbox_worker
+    from api.worker import WorkerOptions, deliver_until_stopped, make_worker, run_custom_worker
 
-    services = await start_services(settings.model_copy(update={"load_demo_data": False}), migrate=False)
+    options = WorkerOptions(
+        worker_id=args.worker_id,
+        lease_s=args.lease_s,
+        poll_interval_s=args.poll_s,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        max_attempts=args.max_attempts,
+        backoff_base_s=args.backoff_base_s,
+        backoff_cap_s=args.backoff_cap_s,
+    )
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, services.stop_event.set)
-    try:
-        await run_outbox_worker(services, once=once)
-    finally:
-        await stop_services(services)
+        loop.add_signal_handler(sig, stop.set)
+    if args.handlers:
+        processed = await run_custom_worker(settings, args.handlers, stop, once=args.once, options=options)
+    else:
+        services = await start_services(settings.model_copy(update={"load_demo_data": False}), migrate=False)
+        try:
+            worker = make_worker(
+                services.settings, services.outbox_handlers, clock=services.clock, options=options
+            )
+            processed = await deliver_until_stopped(worker, stop, once=args.once)
+        finally:
+            await stop_services(services)
+    if args.once:
+        print(json.dumps({"processed": processed}), flush=True)
 
 
 async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
@@ -105,6 +127,8 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
     ctx = await open_database(settings.tortoise_config())
     try:
         if args.outbox_command == "redrive":
+            if not (args.id or args.topic or args.all):
+                raise SystemExit("say which dead messages: --id N (repeatable), --topic T or --all")
             count = await outbox.redrive(ids=args.id or None, topic=args.topic)
             print(f"re-driven: {count}")
         elif args.outbox_command == "purge":
@@ -151,14 +175,28 @@ def main(argv: list[str] | None = None) -> None:
     seed = sub.add_parser("seed")
     seed.add_argument("--persons", type=int)
     seed.add_argument("--units", type=int)
-    worker = sub.add_parser("worker")
-    worker.add_argument("--once", action="store_true")
+    worker = sub.add_parser("worker", help="deliver outbox messages until stopped")
+    worker.add_argument("--database-url", help="default: the settings' DATABASE_URL")
+    worker.add_argument(
+        "--handlers", metavar="MODULE:FUNCTION", help="another handler table (default: the application's)"
+    )
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    worker.add_argument("--worker-id", help="default: host-pid")
+    worker.add_argument("--lease-s", type=float)
+    worker.add_argument("--poll-s", type=float)
+    worker.add_argument("--batch-size", type=int)
+    worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--max-attempts", type=int)
+    worker.add_argument("--backoff-base-s", type=float)
+    worker.add_argument("--backoff-cap-s", type=float)
     ob = sub.add_parser("outbox")
+    ob.add_argument("--database-url", help="default: the settings' DATABASE_URL")
     ob_sub = ob.add_subparsers(dest="outbox_command", required=True)
-    redrive = ob_sub.add_parser("redrive")
-    redrive.add_argument("--id", type=int, action="append")
+    redrive = ob_sub.add_parser("redrive", help="send dead messages again")
+    redrive.add_argument("--id", type=int, action="append", help="a dead message id (repeatable)")
     redrive.add_argument("--topic")
-    ob_sub.add_parser("stats")
+    redrive.add_argument("--all", action="store_true", help="every dead message")
+    ob_sub.add_parser("stats", help="counts by status and topic, oldest pending age")
     purge = ob_sub.add_parser("purge", help="delete delivered messages past the retention")
     purge.add_argument("--older-than-days", type=float, help="default: ESTATE_OUTBOX_RETENTION_DAYS")
     au = sub.add_parser("audit")
@@ -170,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides.update(load_demo_data=True)
         if "ESTATE_SIMULATOR_BASE_PORT" not in os.environ:
             overrides["simulator_base_port"] = 8810
+    if args.command in ("worker", "outbox") and args.database_url:
+        overrides["database_url"] = args.database_url
     if args.command == "seed":
         overrides.update({k: v for k, v in (("demo_persons", args.persons), ("demo_units", args.units)) if v})
     settings = with_install_secrets(load_settings(**overrides))
@@ -182,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "seed":
         asyncio.run(_seed(settings))
     elif args.command == "worker":
-        asyncio.run(_worker(settings, once=args.once))
+        asyncio.run(_worker(settings, args))
     elif args.command == "outbox":
         asyncio.run(_outbox(settings, args))
     elif args.command == "audit":

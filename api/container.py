@@ -16,6 +16,7 @@ import aiohttp
 import httpx
 from tortoise.context import TortoiseContext
 
+from api.outbox_handlers import build_handlers
 from config.settings import Profile, Settings
 from integrations.banks.config import load_banks, refuse_demo_secrets
 from integrations.factory import Integrations, SimulatorSuite, build_integrations
@@ -27,6 +28,7 @@ from services.identity.auth import AuthPolicy, AuthService
 from services.identity.install_keys import with_install_secrets
 from services.identity.tokens import TokenSigner
 from services.kv import KeyValueStore, MemoryStore, RedisStore
+from services.outbox import HandlerTable, register_handlers
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter
 from services.registry.reads import PropertyReads
@@ -50,6 +52,7 @@ class Services:
     guardianship_feed: GuardianshipFeed
     property_reads: PropertyReads
     ward_reads: WardReads
+    outbox_handlers: HandlerTable
     simulators: SimulatorSuite | None = None
     demo: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -96,6 +99,9 @@ async def start_services(
         policy=AuthPolicy.from_settings(settings),
         otp_secret=settings.secret_key.get_secret_value(),
     )
+    # Once, before anything can enqueue: enqueue refuses a topic not in it (services/outbox/handlers.py).
+    outbox_handlers = build_handlers(integrations, vault=vault, auth=auth)
+    register_handlers(outbox_handlers)
     feed = GuardianshipFeed(
         civil_registry=integrations.civil_registry,
         vault=vault,
@@ -137,6 +143,7 @@ async def start_services(
                 alert_period_s=settings.guardian_alert_period_s,
             ),
         ),
+        outbox_handlers=outbox_handlers,
         simulators=simulators,
     )
     await auth.restore_revocations()

@@ -1,4 +1,32 @@
 """Outbox topics of registration cases: the tax declaration and the utility account transfers."""
 
-TAX_DECLARE_TRANSFER = "tax.submit_transfer_declaration"
-UTILITY_TRANSFER = "utilities.transfer_account"
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from services.outbox.topics import declare
+
+
+@dataclass(frozen=True)
+class TransferDeclaration:
+    case_ref: str
+    unit_number: str
+    seller_refs: tuple[str, ...]
+    buyer_refs: tuple[str, ...]
+    price_fen: int  # money in integer fen
+
+
+@dataclass(frozen=True)
+class UtilityAccountTransfer:
+    provider: str  # a provider name of config/providers.toml, e.g. "water.shanghai-chengtou"
+    account_no: str
+    from_holder_ref: str
+    to_holder_ref: str
+    unit_number: str
+    address: str
+    effective_date: date
+
+
+TAX_DECLARE_TRANSFER = declare("tax.submit_transfer_declaration", TransferDeclaration)
+UTILITY_TRANSFER = declare("utilities.transfer_account", UtilityAccountTransfer)

@@ -48,13 +48,14 @@ from services.identity.policy import AuthPolicy as AuthPolicy
 from services.identity.policy import TokenPair as TokenPair
 from services.identity.policy import hash_password as hash_password
 from services.identity.tokens import Principal, TokenSigner
+from services.identity.topics import OTP_DELIVER as OTP_DELIVER  # its outbox topic
+from services.identity.topics import OtpDelivery
 from services.kv import KeyValueStore
 from services.outbox import enqueue
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter, per_day, per_hour, per_seconds
 from services.registry.models import Person
 
-OTP_DELIVER = "auth.sms_code"  # outbox topic: look the phone up, make the challenge, send the code
 
 class AuthService:
     def __init__(
@@ -102,32 +103,32 @@ class AuthService:
         code = f"{secrets.randbelow(1_000_000):06d}"
         await enqueue(
             topic=OTP_DELIVER,
-            payload={
-                "phone_enc": self._vault.encrypt(phone, context="phone"),
-                "code_enc": self._vault.encrypt(code, context="otp"),
-                "requested_at": self._clock.now().isoformat(),
-            },
+            payload=OtpDelivery(
+                phone_enc=self._vault.encrypt(phone, context="phone"),
+                code_enc=self._vault.encrypt(code, context="otp"),
+                requested_at=self._clock.now(),
+            ),
             idempotency_key=f"otp-{secrets.token_urlsafe(18)}",
             clock=self._clock,
         )
         return policy.otp_ttl_s
 
-    async def deliver_sms_code(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    async def deliver_sms_code(self, payload: OtpDelivery, key: str) -> dict[str, Any]:
         """Outbox handler of OTP_DELIVER: make the challenge and send the code, once per message.
 
         A redelivery finds its challenge by the message key and sends again under the same SMS
         idempotency key, so the gateway sends once. A code whose lifetime ran out in the queue,
         or that a newer request replaced, is not sent."""
-        phone = self._vault.decrypt(payload["phone_enc"], context="phone")
+        phone = self._vault.decrypt(payload.phone_enc, context="phone")
         index = self._phone_index(phone)
-        requested_at = datetime.fromisoformat(payload["requested_at"])
+        requested_at = payload.requested_at
         expires_at = requested_at + timedelta(seconds=self._policy.otp_ttl_s)
         now = self._clock.now()
         if expires_at <= now:
             return {"sent": False, "reason": "expired"}
         if not await Person.filter(phone_index=index).exists():
             return {"sent": False, "reason": "no_person"}
-        code = self._vault.decrypt(payload["code_enc"], context="otp")
+        code = self._vault.decrypt(payload.code_enc, context="otp")
         async with in_transaction() as conn:
             challenge = await OtpChallenge.get_or_none(request_key=key, using_db=conn)
             if challenge is None:
@@ -165,8 +166,7 @@ class AuthService:
         challenge = await open_challenges.order_by("-created_at", "-id").first()
         if challenge is None or challenge.expires_at <= now:
             raise OtpInvalid()
-        # Count the attempt before checking the code, in one conditional statement: of any
-        # number of parallel guesses, at most `max_attempts` are ever compared.
+        # Counted before the comparison, in one statement: at most `max_attempts` are compared.
         counted = await OtpChallenge.filter(
             id=challenge.id, consumed_at=None, attempts__lt=max_attempts
         ).update(attempts=F("attempts") + 1)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -27,7 +27,9 @@ from tortoise.functions import Count
 
 from services.clock import Clock, SystemClock
 from services.db import dialect
+from services.outbox.handlers import require_handler
 from services.outbox.models import OutboxMessage
+from services.outbox.topics import PayloadError, Topic, decode, encode
 
 logger = logging.getLogger("services.outbox.store")
 
@@ -35,10 +37,8 @@ PENDING = "pending"
 DELIVERED = "delivered"
 DEAD = "dead"
 
-# (payload, idempotency_key) -> result stored on the row. Raise integrations.errors to fail.
-Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | None]]
+P = TypeVar("P")
 
-_TOPIC_MAX = OutboxMessage._meta.fields_map["topic"].max_length  # type: ignore[attr-defined]
 _KEY_MAX = OutboxMessage._meta.fields_map["idempotency_key"].max_length  # type: ignore[attr-defined]
 _ERROR_MAX = 4000
 
@@ -64,31 +64,38 @@ class Claim:
 
 async def enqueue(
     *,
-    topic: str,
-    payload: dict[str, Any],
+    topic: Topic[P],
+    payload: P,
     idempotency_key: str,
     connection: BaseDBAsyncClient | None = None,
     clock: Clock,
 ) -> OutboxMessage:
     """Record a call in the caller's transaction (`connection`); a repeated key returns the existing row.
 
+    Refused before anything is written: a topic no handler is registered for in this process
+    (`TopicWithoutHandler`, see services/outbox/handlers.py) and a payload that is not the topic's
+    dataclass (`PayloadError`).
+
     Uniqueness is the database's: INSERT ... ON CONFLICT DO NOTHING, then read the row. A
     concurrent transaction inserting the same key makes this one wait for it to commit (then
     the row is found) or roll back (then this insert wins). No exception is raised inside the
     caller's transaction, so on PostgreSQL it stays usable.
     """
-    if not topic or len(topic) > _TOPIC_MAX:
-        raise ValueError(f"topic must be 1..{_TOPIC_MAX} characters")
+    if not isinstance(topic, Topic):
+        raise TypeError(f"topic must be a declared Topic, not {type(topic).__name__}")
+    require_handler(topic)
     if not idempotency_key or len(idempotency_key) > _KEY_MAX:
         raise ValueError(f"idempotency_key must be 1..{_KEY_MAX} characters")
-    if not isinstance(payload, dict):
-        raise TypeError("payload must be a JSON object (dict)")
+    if type(payload) is not topic.payload:
+        wanted, given = topic.payload.__qualname__, type(payload).__qualname__
+        raise PayloadError(f"{topic.name}: the payload must be a {wanted}, not {given}")
+    stored = encode(payload)
     now = _utc(clock.now())
     await OutboxMessage.bulk_create(
         [
             OutboxMessage(
-                topic=topic,
-                payload=payload,
+                topic=topic.name,
+                payload=stored,
                 idempotency_key=idempotency_key,
                 status=PENDING,
                 attempts=0,
@@ -100,7 +107,7 @@ async def enqueue(
         using_db=connection,
     )
     message = await OutboxMessage.get(idempotency_key=idempotency_key, using_db=connection)
-    if message.topic != topic or message.payload != _as_stored(payload):
+    if message.topic != topic.name or not _same_payload(topic, message.payload, payload):
         raise OutboxKeyConflict(
             f"idempotency key {idempotency_key!r} is already used by outbox message {message.id} "
             f"({message.topic}) with another payload"
@@ -108,10 +115,13 @@ async def enqueue(
     return message
 
 
-def _as_stored(payload: dict[str, Any]) -> Any:
-    """The payload as it reads back from the JSON column, to compare with a stored one."""
-    field = OutboxMessage._meta.fields_map["payload"]
-    return field.decoder(field.encoder(payload))  # type: ignore[attr-defined]
+def _same_payload(topic: Topic[P], stored: Any, payload: P) -> bool:
+    """Compared as dataclasses, so a row written in an older JSON form of the same payload
+    (say, before a defaulted field was added) is the same message, not a conflict."""
+    try:
+        return decode(topic, _json(stored)) == payload
+    except (PayloadError, TypeError):
+        return False
 
 
 # --- claiming --------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Outcomes: the handler returns -> delivered (result stored). `SystemUnavailable` (and so
 `SystemTimeout`), any other retryable `IntegrationError`, a handler that overruns its deadline or
 crashes with an unexpected exception -> retried later with exponential backoff and jitter.
-`RequestRejected`, `AdapterNotConfigured` and other non-retryable errors, an unknown topic, or
-attempts exhausted -> dead, until an operator re-drives it.
+`RequestRejected`, `AdapterNotConfigured` and other non-retryable errors, an unknown topic, a
+payload that does not decode to its topic's dataclass, or attempts exhausted -> dead, until an
+operator re-drives it.
 
 The worker holds no transaction: each claim and each outcome is one statement, so delivery
 tasks never outlive a transaction. A worker that dies mid-delivery leaves its lease to expire;
@@ -18,7 +19,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +29,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from integrations.errors import IntegrationError
 from services.clock import Clock
 from services.outbox import store as outbox
-from services.outbox.store import Claim, Handler
+from services.outbox.handlers import HandlerTable
+from services.outbox.store import Claim
+from services.outbox.topics import PayloadError
 
 logger = logging.getLogger("services.outbox.store")
 
@@ -50,11 +54,66 @@ def backoff_delay(attempts: int, *, base_s: float, cap_s: float, rng: random.Ran
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
+# --- decisions: pure, so the unit tier checks them without a database ----------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Deliver again after a backoff delay; `error` is recorded on the row."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Mark the message dead until an operator re-drives it; `reason` is the log field."""
+
+    error: str
+    reason: str
+
+
+def refusal_before_delivery(
+    *, attempts: int, max_attempts: int, topic: str, known_topics: Collection[str], worker_id: str
+) -> GiveUp | None:
+    """Why a claimed message goes to no handler at all; None: deliver it."""
+    if attempts > max_attempts:
+        # Its lease expired on the last allowed attempt (e.g. the message crashes workers).
+        return GiveUp(f"gave up after {attempts - 1} attempts; the last one never finished", "expired")
+    if topic not in known_topics:
+        return GiveUp(
+            f"no handler for topic {topic!r} in worker {worker_id}; known topics: {sorted(known_topics)}",
+            "unknown_topic",
+        )
+    return None
+
+
+def after_failure(
+    exc: Exception, *, attempts: int, max_attempts: int, handler_timeout_s: float
+) -> Retry | GiveUp:
+    """What the `attempts`-th attempt failing with `exc` leads to.
+
+    A refusal that sending again cannot change (a non-retryable IntegrationError) is dead at once,
+    labelled with the error's outcome. Anything else (a retryable IntegrationError, the handler
+    overrunning its deadline, an unexpected crash) is retried until the attempts run out.
+    """
+    if isinstance(exc, TimeoutError):
+        error = f"handler did not finish within {handler_timeout_s}s"
+    elif isinstance(exc, IntegrationError):
+        error = f"{type(exc).__name__}: {exc}"
+        if not exc.retryable:
+            return GiveUp(error, exc.outcome)
+    else:
+        error = f"handler crashed: {type(exc).__name__}: {exc}"
+    if attempts >= max_attempts:
+        return GiveUp(f"gave up after {attempts} attempts: {error}", "exhausted")
+    return Retry(error)
+
+
 class OutboxWorker:
     def __init__(
         self,
         *,
-        handlers: Mapping[str, Handler],
+        handlers: HandlerTable,
         worker_id: str,
         batch_size: int = 20,
         lease_s: float = 30.0,
@@ -78,7 +137,7 @@ class OutboxWorker:
             raise ValueError("batch_size, concurrency and max_attempts must be at least 1")
         if lease_s <= 0 or poll_interval_s <= 0:
             raise ValueError("lease_s and poll_interval_s must be positive")
-        self.handlers = dict(handlers)
+        self.handlers = handlers
         self.worker_id = worker_id
         self.batch_size = batch_size
         self.lease_s = lease_s
@@ -94,11 +153,11 @@ class OutboxWorker:
         self._concurrency = asyncio.Semaphore(concurrency)
         self._rng = rng or random.Random()
         self._stop: asyncio.Event | None = None
-        self._known_topics: set[str] = set(self.handlers)  # reported as 0 when none are pending
+        self._known_topics: set[str] = set(self.handlers.names)  # reported as 0 when none are pending
 
     @classmethod
     def from_settings(
-        cls, settings: Any, *, handlers: Mapping[str, Handler], worker_id: str, clock: Clock, **overrides: Any
+        cls, settings: Any, *, handlers: HandlerTable, worker_id: str, clock: Clock, **overrides: Any
     ) -> OutboxWorker:
         values: dict[str, Any] = {
             "batch_size": settings.outbox_batch_size,
@@ -184,42 +243,36 @@ class OutboxWorker:
             await self._deliver(claim)
 
     async def _deliver(self, claim: Claim) -> None:
-        if claim.attempts > self.max_attempts:
-            # Its lease expired on the last allowed attempt (e.g. the message crashes workers).
-            await self._give_up(
-                claim, f"gave up after {claim.attempts - 1} attempts; the last one never finished", "expired"
-            )
+        refusal = refusal_before_delivery(
+            attempts=claim.attempts,
+            max_attempts=self.max_attempts,
+            topic=claim.topic,
+            known_topics=self.handlers.names,
+            worker_id=self.worker_id,
+        )
+        if refusal is not None:
+            await self._give_up(claim, refusal.error, refusal.reason)
             return
-        handler = self.handlers.get(claim.topic)
-        if handler is None:
-            await self._give_up(
-                claim,
-                f"no handler for topic {claim.topic!r} in worker {self.worker_id}; "
-                f"known topics: {sorted(self.handlers)}",
-                "unknown_topic",
-            )
+        route = self.handlers.get(claim.topic)
+        assert route is not None  # refusal_before_delivery gave up on unknown topics
+        try:
+            payload = route.decode(claim.payload)
+        except PayloadError as exc:  # no retry decodes it: a bug, or a row of an incompatible version
+            await self._give_up(claim, f"payload does not decode: {exc}", "bad_payload")
             return
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.handler_timeout_s):
-                result = await handler(claim.payload, claim.idempotency_key)
-        except TimeoutError:
-            await self._failed(claim, f"handler did not finish within {self.handler_timeout_s}s", started)
-        except IntegrationError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if exc.retryable:
-                await self._failed(claim, error, started)
-            else:
-                self._observe(claim, "dead", started)
-                await self._give_up(claim, error, exc.outcome)
+                result = await route.handler(payload, claim.idempotency_key)
         except Exception as exc:
-            logger.exception(
-                "outbox: handler for %s crashed on message %d",
-                claim.topic,
-                claim.id,
-                extra=_fields(claim, "outbox_handler_crashed"),
-            )
-            await self._failed(claim, f"handler crashed: {type(exc).__name__}: {exc}", started)
+            if not isinstance(exc, TimeoutError | IntegrationError):
+                logger.exception(
+                    "outbox: handler for %s crashed on message %d",
+                    claim.topic,
+                    claim.id,
+                    extra=_fields(claim, "outbox_handler_crashed"),
+                )
+            await self._failed(claim, exc, started)
         else:
             self._observe(claim, "delivered", started)
             await self._delivered(claim, result)
@@ -234,24 +287,30 @@ class OutboxWorker:
         else:
             self._lost_lease(claim, "delivered")
 
-    async def _failed(self, claim: Claim, error: str, started: float) -> None:
-        if claim.attempts >= self.max_attempts:
+    async def _failed(self, claim: Claim, exc: Exception, started: float) -> None:
+        decision = after_failure(
+            exc,
+            attempts=claim.attempts,
+            max_attempts=self.max_attempts,
+            handler_timeout_s=self.handler_timeout_s,
+        )
+        if isinstance(decision, GiveUp):
             self._observe(claim, "dead", started)
-            await self._give_up(claim, f"gave up after {claim.attempts} attempts: {error}", "exhausted")
+            await self._give_up(claim, decision.error, decision.reason)
             return
         self._observe(claim, "retry", started)
         delay = backoff_delay(
             claim.attempts, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, rng=self._rng
         )
         due = self._clock.now() + timedelta(seconds=delay)
-        if await outbox.schedule_retry(claim, error=error, next_attempt_at=due):
+        if await outbox.schedule_retry(claim, error=decision.error, next_attempt_at=due):
             RETRIED.labels(topic=claim.topic).inc()
             logger.warning(
                 "outbox: message %d failed (attempt %d), retry in %.2fs: %s",
                 claim.id,
                 claim.attempts,
                 delay,
-                error,
+                decision.error,
                 extra={**_fields(claim, "outbox_retry"), "retry_in_s": round(delay, 3)},
             )
         else:

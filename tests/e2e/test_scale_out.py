@@ -200,21 +200,20 @@ def _base_env(tmp_path: Path, database_url: str, redis_url: str) -> dict[str, st
     return env
 
 
-# The app's own code enqueues: the outbox API, in one transaction, as a use case would.
+# The app's own code enqueues: the outbox API, in one transaction, as a use case would, in a
+# process whose composition root has started (it registers the handler table enqueue checks).
 _ENQUEUE = """
 import asyncio, sys
+from api.container import start_services, stop_services
 from config.settings import load_settings
 from services.clock import SystemClock
-from services.db import close_database, open_database
 from services.outbox.store import enqueue
 from services.messages.sms import SMS_SEND, sms_to_phone
-from services.pii import PiiVault
 from tortoise.transactions import in_transaction
 
 async def main(count, phone):
-    settings = load_settings()
-    vault = PiiVault.from_settings(settings)
-    ctx = await open_database(settings.tortoise_config())
+    services = await start_services(load_settings(load_demo_data=False), migrate=False)
+    vault = services.vault
     try:
         async with in_transaction() as conn:
             for i in range(count):
@@ -231,7 +230,7 @@ async def main(count, phone):
                     clock=SystemClock(),
                 )
     finally:
-        await close_database(ctx)
+        await stop_services(services)
 
 asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 """

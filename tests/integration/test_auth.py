@@ -43,7 +43,7 @@ def bearer(token: str) -> dict[str, str]:
 async def drain_outbox(app, timeout_s: float = 10.0) -> None:
     """Wait until the in-process worker has handled every sign-in code asked for."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while (await pending_counts()).get(OTP_DELIVER, 0):
+    while (await pending_counts()).get(OTP_DELIVER.name, 0):
         assert asyncio.get_running_loop().time() < deadline, "the outbox did not drain"
         await asyncio.sleep(0.05)
 

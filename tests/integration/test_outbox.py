@@ -7,8 +7,9 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,6 +24,8 @@ from config.settings import tortoise_config
 from integrations.errors import AdapterNotConfigured, RequestRejected, SystemTimeout, SystemUnavailable
 from services.clock import Clock, FrozenClock, SystemClock
 from services.db import apply_migrations, dialect
+from services.outbox import HandlerTable, PayloadError, Topic, TopicWithoutHandler, declare, route
+from services.outbox.handlers import Handler, handlers_registered
 from services.outbox.models import OutboxMessage
 from services.outbox.store import (
     OutboxKeyConflict,
@@ -37,7 +40,21 @@ from services.outbox.worker import OutboxWorker, backoff_delay
 from tests.support.postgres import scratch_postgres
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-TOPIC = "outbox_test.store_license"  # no real handler: an in-process app worker never takes it
+
+
+@dataclass(frozen=True)
+class Numbered:
+    """The test topics' payload."""
+
+    n: int
+    note: str = ""
+
+
+# Test topics, declared as a domain declares its own. The app's in-process worker has no
+# handler for them, and never claims rows in these tests' databases anyway.
+TOPIC = declare("outbox_test.store_license", Numbered)
+OTHER = declare("outbox_test.other", Numbered)
+UNHANDLED = declare("outbox_test.unhandled", Numbered)  # declared, never given a handler
 NEEDS_PG = "needs PostgreSQL: set TEST_DATABASE_URL"
 
 
@@ -103,6 +120,17 @@ async def tortoise_for_this_test(config: dict[str, Any]) -> AsyncIterator[None]:
             await ctx.close_connections()
 
 
+async def _not_called(payload: Numbered, key: str) -> dict[str, Any] | None:
+    raise AssertionError("only registered, so that enqueue accepts the test topics")
+
+
+@pytest.fixture(autouse=True)
+def test_topics_registered() -> Iterator[None]:
+    """What the composition root does at start, for the test topics; undone afterwards."""
+    with handlers_registered(HandlerTable(route(TOPIC, _not_called), route(OTHER, _not_called))):
+        yield
+
+
 @pytest.fixture
 def frozen() -> FrozenClock:
     """Our own clock: the session `clock` of tests/conftest.py is shared and reset per test."""
@@ -117,19 +145,25 @@ class Recorder:
 
     def __init__(self, *errors: BaseException, delay_s: float = 0.0) -> None:
         self.errors = list(errors)
-        self.calls: list[tuple[dict[str, Any], str]] = []
+        self.calls: list[tuple[Numbered, str]] = []
         self.delay_s = delay_s
 
-    async def __call__(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    async def __call__(self, payload: Numbered, key: str) -> dict[str, Any]:
         self.calls.append((payload, key))
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.errors:
             raise self.errors.pop(0)
-        return {"license_id": f"EL-{payload['n']}"}
+        return {"license_id": f"EL-{payload.n}"}
 
 
-def worker(handlers: dict[str, Any], clock: FrozenClock, **overrides: Any) -> OutboxWorker:
+def table(handlers: dict[Topic[Numbered], Handler[Numbered]]) -> HandlerTable:
+    return HandlerTable(*(route(topic, handler) for topic, handler in handlers.items()))
+
+
+def worker(
+    handlers: dict[Topic[Numbered], Handler[Numbered]], clock: FrozenClock, **overrides: Any
+) -> OutboxWorker:
     values: dict[str, Any] = {
         "worker_id": "worker-1",
         "batch_size": 10,
@@ -140,14 +174,16 @@ def worker(handlers: dict[str, Any], clock: FrozenClock, **overrides: Any) -> Ou
         "backoff_cap_s": 8.0,
     }
     values.update(overrides)
-    return OutboxWorker(handlers=handlers, clock=clock, **values)
+    return OutboxWorker(handlers=table(handlers), clock=clock, **values)
 
 
-async def put(clock: Clock, n: int = 1, *, topic: str = TOPIC, key: str | None = None) -> OutboxMessage:
+async def put(
+    clock: Clock, n: int = 1, *, topic: Topic[Numbered] = TOPIC, key: str | None = None
+) -> OutboxMessage:
     async with in_transaction() as conn:
         return await enqueue(
             topic=topic,
-            payload={"n": n},
+            payload=Numbered(n),
             idempotency_key=key or f"key-{n}",
             connection=conn,
             clock=clock,
@@ -164,8 +200,8 @@ def rejected() -> RequestRejected:
     )
 
 
-def metric(name: str, topic: str = TOPIC) -> float:
-    return REGISTRY.get_sample_value(name, {"topic": topic}) or 0.0
+def metric(name: str, topic: Topic[Any] = TOPIC) -> float:
+    return REGISTRY.get_sample_value(name, {"topic": topic.name}) or 0.0
 
 
 # --- enqueue -----------------------------------------------------------------------------------
@@ -178,7 +214,9 @@ class Rollback(Exception):
 async def test_enqueue_in_a_rolled_back_transaction_leaves_no_row(database: Db, frozen: FrozenClock) -> None:
     with pytest.raises(Rollback):
         async with in_transaction() as conn:
-            await enqueue(topic=TOPIC, payload={"n": 1}, idempotency_key="k", connection=conn, clock=frozen)
+            await enqueue(
+                topic=TOPIC, payload=Numbered(1), idempotency_key="k", connection=conn, clock=frozen
+            )
             assert await OutboxMessage.all().using_db(conn).count() == 1
             raise Rollback
     assert await OutboxMessage.all().count() == 0
@@ -193,7 +231,7 @@ async def test_a_committed_message_is_delivered_with_its_key(database: Db, froze
 
     assert await worker({TOPIC: handler}, frozen).run_once() == 1
 
-    assert handler.calls == [({"n": 7}, "key-7")]
+    assert handler.calls == [(Numbered(7), "key-7")]
     row = await OutboxMessage.get(id=message.id)
     assert (row.status, row.attempts, row.result, row.delivered_at) == (
         "delivered",
@@ -212,10 +250,12 @@ async def test_the_same_key_twice_is_one_row(database: Db, frozen: FrozenClock) 
     assert second.id == first.id
     async with in_transaction() as conn:  # twice in one transaction as well
         third = await enqueue(
-            topic=TOPIC, payload={"n": 1}, idempotency_key="same", connection=conn, clock=frozen
+            topic=TOPIC, payload=Numbered(1), idempotency_key="same", connection=conn, clock=frozen
         )
         assert third.id == first.id
-        await enqueue(topic=TOPIC, payload={"n": 2}, idempotency_key="other", connection=conn, clock=frozen)
+        await enqueue(
+            topic=TOPIC, payload=Numbered(2), idempotency_key="other", connection=conn, clock=frozen
+        )
     assert await OutboxMessage.all().count() == 2
 
     with pytest.raises(OutboxKeyConflict):  # a key reused for another call is a bug, not a dedupe
@@ -233,7 +273,7 @@ async def test_concurrent_transactions_enqueueing_one_key_make_one_row(
     async def enqueue_slowly() -> int:
         async with in_transaction() as conn:
             message = await enqueue(
-                topic=TOPIC, payload={"n": 1}, idempotency_key="race", connection=conn, clock=frozen
+                topic=TOPIC, payload=Numbered(1), idempotency_key="race", connection=conn, clock=frozen
             )
             await asyncio.sleep(0.05)
             return message.id
@@ -324,12 +364,86 @@ async def test_a_refused_call_is_dead_at_once(database: Db, frozen: FrozenClock,
     assert len(handler.calls) == 1
 
 
+async def stored_row(
+    topic: str, payload: Any, frozen: FrozenClock, key: str = "written-elsewhere"
+) -> OutboxMessage:
+    """A row enqueue would refuse to write: another process's, or an older version's."""
+    row = OutboxMessage(
+        topic=topic,
+        payload=payload,
+        idempotency_key=key,
+        next_attempt_at=frozen.now(),
+        created_at=frozen.now(),
+    )
+    await OutboxMessage.bulk_create([row], ignore_conflicts=True)  # as enqueue inserts it
+    return await OutboxMessage.get(idempotency_key=key)
+
+
 async def test_an_unknown_topic_is_dead_not_skipped(database: Db, frozen: FrozenClock) -> None:
-    message = await put(frozen, topic="tax.unheard_of")
+    message = await stored_row("tax.unheard_of", {"n": 1}, frozen)
     assert await worker({TOPIC: Recorder()}, frozen).run_once() == 1
     row = await OutboxMessage.get(id=message.id)
     assert row.status == "dead"
     assert "no handler for topic 'tax.unheard_of'" in (row.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        pytest.param({"number": 1}, "unknown field(s) number", id="misspelt"),
+        pytest.param({}, "missing field(s) n", id="missing"),
+        pytest.param({"n": "1"}, "outbox_test.store_license.n: expected int", id="wrong-type"),
+    ],
+)
+async def test_a_payload_that_does_not_decode_is_dead_without_calling_the_handler(
+    database: Db, frozen: FrozenClock, payload: Any, error: str
+) -> None:
+    message = await stored_row(TOPIC.name, payload, frozen)
+    handler = Recorder()
+    assert await worker({TOPIC: handler}, frozen).run_once() == 1
+    row = await OutboxMessage.get(id=message.id)
+    assert (row.status, handler.calls) == ("dead", [])
+    assert (row.last_error or "").startswith("payload does not decode: ") and error in (row.last_error or "")
+
+
+async def test_enqueue_refuses_a_topic_without_a_handler(database: Db, frozen: FrozenClock) -> None:
+    """Refused in the use case, before anything is written, not dead at delivery."""
+    with pytest.raises(TopicWithoutHandler, match=r"outbox_test\.unhandled"):
+        await put(frozen, topic=UNHANDLED)
+    undeclared = Topic("outbox_test.undeclared", Numbered)  # a look-alike of a declared topic
+    with pytest.raises(TopicWithoutHandler):
+        await put(frozen, topic=undeclared)
+    with pytest.raises(TypeError):
+        await enqueue(
+            topic="outbox_test.store_license", payload=Numbered(1), idempotency_key="k", clock=frozen
+        )  # type: ignore[misc]
+    assert await OutboxMessage.all().count() == 0
+
+
+async def test_enqueue_refuses_a_payload_of_another_type(database: Db, frozen: FrozenClock) -> None:
+    @dataclass(frozen=True)
+    class Lookalike:
+        n: int
+        note: str = ""
+
+    with pytest.raises(PayloadError, match="must be a Numbered"):
+        await enqueue(topic=TOPIC, payload=Lookalike(1), idempotency_key="k", clock=frozen)  # type: ignore[arg-type]
+    with pytest.raises(PayloadError, match="n: expected int"):
+        await enqueue(topic=TOPIC, payload=Numbered("1"), idempotency_key="k", clock=frozen)  # type: ignore[arg-type]
+    assert await OutboxMessage.all().count() == 0
+
+
+async def test_a_row_in_an_older_form_of_the_same_payload_is_the_same_message(
+    database: Db, frozen: FrozenClock
+) -> None:
+    """Rows written before a defaulted field existed still decode, and match on their key."""
+    old = await stored_row(TOPIC.name, {"n": 5}, frozen, key="key-5")
+    assert (await put(frozen, 5)).id == old.id
+    with pytest.raises(OutboxKeyConflict):
+        await put(frozen, 6, key="key-5")
+    handler = Recorder()
+    assert await worker({TOPIC: handler}, frozen).run_once() == 1
+    assert handler.calls == [(Numbered(5), "key-5")]
 
 
 async def test_exhausted_attempts_are_dead(database: Db, frozen: FrozenClock) -> None:
@@ -351,8 +465,8 @@ async def test_redrive_brings_dead_messages_back_and_they_are_delivered(
 ) -> None:
     handler = Recorder(rejected(), rejected())
     one, two = await put(frozen, 1), await put(frozen, 2)
-    await put(frozen, 3, topic="other.topic")
-    w = worker({TOPIC: handler, "other.topic": Recorder(rejected())}, frozen)
+    await put(frozen, 3, topic=OTHER)
+    w = worker({TOPIC: handler, OTHER: Recorder(rejected())}, frozen)
     assert await w.run_once() == 3
     assert await OutboxMessage.filter(status="dead").count() == 3
 
@@ -385,7 +499,7 @@ async def test_an_expired_lease_is_delivered_again_with_the_same_key(
 
     frozen.advance(seconds=31)
     assert await survivor.run_once() == 1
-    assert handler.calls == [({"n": 1}, stale.idempotency_key)]
+    assert handler.calls == [(Numbered(1), stale.idempotency_key)]
     row = await OutboxMessage.get(id=message.id)
     assert (row.status, row.attempts) == ("delivered", 2)
     # The first worker comes back to life: it no longer holds the claim and changes nothing.
@@ -444,7 +558,7 @@ async def test_two_workers_on_the_same_batch_deliver_each_message_once(
     """PostgreSQL: SKIP LOCKED. SQLite: both read the same candidates, the conditional update decides."""
     calls: Counter[str] = Counter()
 
-    async def handler(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    async def handler(payload: Numbered, key: str) -> dict[str, Any]:
         calls[key] += 1
         await asyncio.sleep(0.005)
         return {}
@@ -470,10 +584,10 @@ async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(
     started = asyncio.Event()
     finish = asyncio.Event()
 
-    async def handler(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    async def handler(payload: Numbered, key: str) -> dict[str, Any]:
         started.set()
         await finish.wait()
-        return {"n": payload["n"]}
+        return {"n": payload.n}
 
     for n in range(3):
         await put(frozen, n)
@@ -496,7 +610,7 @@ async def test_run_forever_delivers_until_stopped(database: Db) -> None:
     handler = Recorder()
     stop = asyncio.Event()
     w = OutboxWorker(
-        handlers={TOPIC: handler},
+        handlers=table({TOPIC: handler}),
         worker_id="forever",
         poll_interval_s=0.01,
         gauge_interval_s=0,  # refresh the pending gauge every round
@@ -514,7 +628,7 @@ async def test_run_forever_delivers_until_stopped(database: Db) -> None:
         stop.set()
         await asyncio.wait_for(running, 5)
     assert await OutboxMessage.filter(status="delivered").count() == 5
-    assert REGISTRY.get_sample_value("outbox_pending_messages", {"topic": TOPIC}) == 0
+    assert REGISTRY.get_sample_value("outbox_pending_messages", {"topic": TOPIC.name}) == 0
 
 
 # --- operations --------------------------------------------------------------------------------
@@ -527,15 +641,15 @@ async def test_stats_count_by_status_and_topic(database: Db, frozen: FrozenClock
         "oldest_pending_age_s": None,
     }
     await put(frozen, 1)
-    await put(frozen, 2, topic="other.topic")
+    await put(frozen, 2, topic=OTHER)
     frozen.advance(seconds=90)
     await put(frozen, 3)
-    handlers = {TOPIC: Recorder(), "other.topic": Recorder(rejected())}
+    handlers = {TOPIC: Recorder(), OTHER: Recorder(rejected())}
     await worker(handlers, frozen, batch_size=2).run_once()
     frozen.advance(seconds=10)
     assert await outbox_stats(clock=frozen) == {
         "by_status": {"pending": 1, "delivered": 1, "dead": 1},
-        "by_topic": {TOPIC: {"delivered": 1, "pending": 1}, "other.topic": {"dead": 1}},
+        "by_topic": {TOPIC.name: {"delivered": 1, "pending": 1}, OTHER.name: {"dead": 1}},
         "oldest_pending_age_s": 10.0,
     }
 
@@ -543,12 +657,12 @@ async def test_stats_count_by_status_and_topic(database: Db, frozen: FrozenClock
 async def test_purge_removes_only_delivered_messages_past_the_retention(
     database: Db, frozen: FrozenClock
 ) -> None:
-    old, failed = await put(frozen, 1), await put(frozen, 2, topic="other.topic")
-    handlers = {TOPIC: Recorder(), "other.topic": Recorder(rejected())}
+    old, failed = await put(frozen, 1), await put(frozen, 2, topic=OTHER)
+    handlers = {TOPIC: Recorder(), OTHER: Recorder(rejected())}
     assert await worker(handlers, frozen).run_once() == 2  # 1 delivered, 2 dead
     frozen.advance(days=31)
-    recent, waiting = await put(frozen, 3), await put(frozen, 4, topic="other.topic")
-    later = {TOPIC: Recorder(), "other.topic": Recorder(unavailable())}
+    recent, waiting = await put(frozen, 3), await put(frozen, 4, topic=OTHER)
+    later = {TOPIC: Recorder(), OTHER: Recorder(unavailable())}
     assert await worker(later, frozen).run_once() == 2  # 3 delivered now; 4 waits for a retry
 
     with pytest.raises(ValueError):

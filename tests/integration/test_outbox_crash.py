@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,16 +32,18 @@ from tortoise.transactions import in_transaction
 
 from config.settings import Settings, tortoise_config
 from integrations.factory import build_integrations
+from services.certificates.topics import ELICENSE_STORE, StoreLicense
 from services.clock import SystemClock
 from services.db import apply_migrations
+from services.outbox import HandlerTable, route
+from services.outbox.handlers import handlers_registered
 from services.outbox.models import OutboxMessage
-from services.outbox.store import Handler, enqueue
+from services.outbox.store import enqueue
 from tests.support.postgres import scratch_postgres
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-TOPIC = "elicense.store_license"
 PAUSE_ENV = "OUTBOX_CRASH_TEST_PAUSE_AFTER_S"
 MESSAGES = 8
 HUNG = 3  # requests held in the simulator when A dies
@@ -49,25 +51,32 @@ LEASE_S = 5.0
 
 
 # --- the handler factory the worker processes load (--handlers) ----------------------------------
+# `elicense.store_license` has no handler in the application yet; this test gives it one.
+
+
+def store_license_table(
+    store_license: Callable[[StoreLicense, str], Awaitable[dict[str, Any] | None]],
+) -> HandlerTable:
+    return HandlerTable(route(ELICENSE_STORE, store_license))
 
 
 @asynccontextmanager
-async def elicense_handlers(settings: Settings) -> AsyncIterator[dict[str, Handler]]:
+async def elicense_handlers(settings: Settings) -> AsyncIterator[HandlerTable]:
     """Files licences through the real HTTP adapter; pauses after the call when PAUSE_ENV is set,
     which stands for a worker that dies after the effect and before recording it."""
     pause_s = float(os.environ.get(PAUSE_ENV, "0"))
     async with aiohttp.ClientSession() as session, httpx.AsyncClient() as client:
         elicense = build_integrations(settings, session=session, http_client=client).elicense
 
-        async def store_license(payload: dict[str, Any], key: str) -> dict[str, Any]:
-            pdf = base64.b64decode(payload["pdf_base64"])
+        async def store_license(payload: StoreLicense, key: str) -> dict[str, Any]:
+            pdf = base64.b64decode(payload.pdf_base64)
             stored = await elicense.store_license(
                 key,
-                payload["license_type"],
-                payload["number"],
-                payload["holder_ref"],
-                datetime.fromisoformat(payload["issued_at"]),
-                None,
+                payload.license_type,
+                payload.number,
+                payload.holder_ref,
+                payload.issued_at,
+                payload.valid_until,
                 hashlib.sha256(pdf).hexdigest(),
                 pdf,
             )
@@ -75,7 +84,7 @@ async def elicense_handlers(settings: Settings) -> AsyncIterator[dict[str, Handl
                 await asyncio.sleep(pause_s)
             return {"license_id": stored.license_id}
 
-        yield {TOPIC: store_license}
+        yield store_license_table(store_license)
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -136,7 +145,7 @@ def worker_env(overrides: dict[str, str], **extra: str) -> dict[str, str]:
 async def start_worker(tmp_path: Path, name: str, url: str, env: dict[str, str]) -> Process:
     return await Process.start(
         tmp_path / f"worker-{name}.log",
-        "-m", "services.outbox.cli", "worker",
+        "-m", "api", "worker",
         "--database-url", url,
         "--handlers", "tests.integration.test_outbox_crash:elicense_handlers",
         "--worker-id", name,
@@ -144,7 +153,7 @@ async def start_worker(tmp_path: Path, name: str, url: str, env: dict[str, str])
         "--poll-s", "0.1",
         "--batch-size", str(MESSAGES),
         "--concurrency", str(MESSAGES),
-        env=env,
+        env={**env, "ESTATE_KEY_DIR": str(tmp_path / "keys")},  # the install's keys: not the repo's var/
     )  # fmt: skip
 
 
@@ -202,25 +211,30 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_duplicates_nothing
 ) -> None:
     elicense_url = simulators["elicense_url"]
     run = uuid.uuid4().hex[:8]
+
+    async def never_here(payload: StoreLicense, key: str) -> dict[str, Any]:
+        raise AssertionError("the worker processes deliver, not this one")
+
     async with migrated_database(backend, tmp_path) as url, httpx.AsyncClient(timeout=5) as sim:
         keys = []
         for n in range(MESSAGES):
             pdf = f"%PDF-1.7 licence {run}-{n}".encode()
             key = f"elicense-{run}-{n}"
-            async with in_transaction() as conn:
-                await enqueue(
-                    topic=TOPIC,
-                    payload={
-                        "license_type": "no_housing_certificate",
-                        "number": f"WF{run}{n:04d}",
-                        "holder_ref": f"P{n}",
-                        "issued_at": datetime(2026, 3, 2, 9, n, tzinfo=UTC).isoformat(),
-                        "pdf_base64": base64.b64encode(pdf).decode(),
-                    },
-                    idempotency_key=key,
-                    connection=conn,
-                    clock=SystemClock(),
-                )
+            with handlers_registered(store_license_table(never_here)):  # as a composition root would
+                async with in_transaction() as conn:
+                    await enqueue(
+                        topic=ELICENSE_STORE,
+                        payload=StoreLicense(
+                            license_type="no_housing_certificate",
+                            number=f"WF{run}{n:04d}",
+                            holder_ref=f"P{n}",
+                            issued_at=datetime(2026, 3, 2, 9, n, tzinfo=UTC),
+                            pdf_base64=base64.b64encode(pdf).decode(),
+                        ),
+                        idempotency_key=key,
+                        connection=conn,
+                        clock=SystemClock(),
+                    )
             keys.append(key)
         fault = {"mode": "latency", "latency_ms": 20_000, "count": HUNG, "operations": ["store_license"]}
         (await sim.post(f"{elicense_url}/_sim/faults", json=fault)).raise_for_status()

@@ -267,10 +267,11 @@ async def test_no_clear_phone_in_the_database_after_an_alert_and_a_sign_in(clien
 
     sms = [
         m.payload
-        for m in await OutboxMessage.filter(topic=SMS_SEND)
+        for m in await OutboxMessage.filter(topic=SMS_SEND.name)
         if m.payload.get("person_id") in (holder.id, co_holder.id)
     ]
-    assert len(sms) == 2 and all(set(p) == {"person_id", "template", "params"} for p in sms)
+    assert len(sms) == 2 and all(set(p) == {"person_id", "phone_enc", "template", "params"} for p in sms)
+    assert all(p["phone_enc"] is None for p in sms)  # a reference to the person, no phone
     stored = (await _database_text(app.services.settings)).decode("utf-8", "replace")
     stored += "\n".join(str(row) for rows in (await _dump()).values() for row in rows)
     keys = "\n".join(await _redis_keys(app.services.settings))
@@ -282,9 +283,11 @@ async def test_no_clear_phone_in_the_database_after_an_alert_and_a_sign_in(clien
 async def test_a_person_without_a_phone_gets_no_sms_and_the_message_is_delivered(app, vault):
     person = await create_person(vault=vault)
     handlers = build_handlers(app.services.integrations, vault=vault, auth=app.services.auth)
+    sms_send = handlers.get(SMS_SEND.name)
+    assert sms_send is not None
     await Person.filter(id=person.id).update(phone_enc=None, phone_index=None)  # removed meanwhile
     payload = sms_to_person(person_id=person.id, template="property_alert", params={"event": "x"})
-    assert await handlers[SMS_SEND](payload, f"test-no-phone-{person.id}") == NO_PHONE
+    assert await sms_send.handler(payload, f"test-no-phone-{person.id}") == NO_PHONE
 
 
 # --- migration 0005 on a database that has data --------------------------------------------------

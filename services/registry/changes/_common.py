@@ -1,20 +1,20 @@
-"""Changes to the register, each with its alerts, in one transaction.
+"""The sequence every change to the register follows, written once: `alerted_change`.
 
-Every function here changes the register and, in the same transaction, writes for every
-person holding the touched right an in-app message and an SMS through the outbox (template
-`property_alert`): a holder learns of a mortgage, seizure or transfer they did not make without
-signing up for anything. Once the transaction has committed, the cached property lists of those
-persons are invalidated (services/registry/cache.py explains why after, and why that suffices).
+Invariant: a change to the register and the alerts to the holders of the rights it touches (an
+in-app message, and an SMS through the outbox, template `property_alert`) commit together or not
+at all; only after that commit are those holders' cached property lists invalidated
+(services/registry/cache.py explains why after, and why that suffices). The use cases in this
+package say what they change and whom it concerns; `alerted_change` does the rest, so none of
+them can forget the alerts or invalidate before the commit.
 
-Features that change the register (clerks' registration, banks' mortgage filings) call these
-functions rather than writing the models themselves, or they lose the alerts and serve stale lists.
-State changes are conditional updates on the state read (`WHERE status = 'active'`), so two
-concurrent changes to the same entry cannot both succeed.
+Also here: the rules shared by several use cases (row locks, the case state machine, the names
+of events shown to holders).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -128,6 +128,51 @@ async def _alert_holders(
     return set(has_phone)
 
 
+# --- the sequence --------------------------------------------------------------------------------
+
+
+class RegisterChange:
+    """A change to the register in progress: its transaction and the persons it has alerted."""
+
+    def __init__(self, conn: BaseDBAsyncClient, *, clock: Clock, hotline: str) -> None:
+        self.conn = conn
+        self.alerted: set[int] = set()
+        self.holders_alerted = False
+        self._clock = clock
+        self._hotline = hotline
+
+    async def alert_holders(
+        self, *, right_ids: Sequence[int], unit: RealEstateUnit, event: str, data: dict[str, Any]
+    ) -> None:
+        """Alert, in this change's transaction, every person holding one of `right_ids`."""
+        self.alerted |= await _alert_holders(
+            self.conn,
+            right_ids=right_ids,
+            unit=unit,
+            event=event,
+            data=data,
+            clock=self._clock,
+            hotline=self._hotline,
+        )
+        self.holders_alerted = True
+
+
+@asynccontextmanager
+async def alerted_change(*, kv: KeyValueStore, clock: Clock, hotline: str) -> AsyncIterator[RegisterChange]:
+    """A transaction for one change to the register; the block changes rows on `change.conn` and
+    calls `change.alert_holders(...)`. An exception in the block rolls back the change and its
+    alerts, and invalidates nothing. A block that never alerts is a bug and is rolled back too."""
+    async with in_transaction() as conn:
+        change = RegisterChange(conn, clock=clock, hotline=hotline)
+        yield change
+        if not change.holders_alerted:
+            raise RuntimeError("a change to the register must alert the holders it touches")
+    await invalidate_persons(kv, change.alerted)
+
+
+# --- rows and states -----------------------------------------------------------------------------
+
+
 async def _right_for_update(conn: BaseDBAsyncClient, right_id: int) -> Right:
     """The right, its row locked until `conn` ends (PostgreSQL; SQLite runs one write transaction
     at a time anyway): a transfer and a mortgage or seizure on the same right happen one after
@@ -149,49 +194,49 @@ def _require_current(right: Right) -> None:
         raise RegisterStateConflict(right_id=right.id, status=right.status)
 
 
-# --- mortgages -----------------------------------------------------------------------------------
+# --- ending a mortgage or an encumbrance -------------------------------------------------------
+
+
+# How each kind of record ends: its status, the field stamped with the time, the name of its id in
+# alerts and errors.
+_ENDINGS: dict[type[Mortgage] | type[Encumbrance], tuple[str, str, str]] = {
+    Mortgage: ("cancelled", "cancelled_at", "mortgage_id"),
+    Encumbrance: ("lifted", "lifted_at", "encumbrance_id"),
+}
 
 
 async def _end_record(
     model: type[Mortgage] | type[Encumbrance],
     record_id: int,
     *,
-    ended_status: str,
-    ended_at_field: str,
     event: str | None,
-    key: str,
     kv: KeyValueStore,
     clock: Clock,
     hotline: str,
 ) -> Any:
-    """End an active mortgage or encumbrance (a conditional update, so two clerks cannot both end
-    it) and alert the holders of its right, in one transaction; then refresh their cached lists."""
+    """End an active mortgage or encumbrance: a conditional update, so two clerks cannot both end it.
+    `event` None: named from the encumbrance's kind (seizure or objection)."""
+    ended_status, ended_at_field, key = _ENDINGS[model]
     ids: dict[str, Any] = {key: record_id}
-    async with in_transaction() as conn:
-        record = await model.get_or_none(id=record_id, using_db=conn)
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+        record = await model.get_or_none(id=record_id, using_db=change.conn)
         if record is None:
             raise NotFound(**ids)
         now = clock.now()
         changed = (
             await model.filter(id=record_id, status="active")
-            .using_db(conn)
+            .using_db(change.conn)
             .update(status=ended_status, **{ended_at_field: now})
         )
         if changed != 1:
             raise RegisterStateConflict(**ids, status=record.status)
-        right = await _right_for_update(conn, record.right_id)  # type: ignore[union-attr]
-        touched = await _alert_holders(
-            conn,
+        right = await _right_for_update(change.conn, record.right_id)  # type: ignore[union-attr]
+        await change.alert_holders(
             right_ids=[right.id],
             unit=right.unit,
             event=event or _ENCUMBRANCE_EVENTS[(getattr(record, "kind", ""), "lifted")],
             data={"right_id": right.id, key: record_id},
-            clock=clock,
-            hotline=hotline,
         )
-    await invalidate_persons(kv, touched)
     record.status = ended_status
     setattr(record, ended_at_field, now)
     return record
-
-

@@ -1,23 +1,22 @@
 """Changes to the register: registration cases: start and state moves.
 
-The rules common to every change (alerts, row locks) are in _common.py.
+The sequence common to every change (transaction, alerts, cache invalidation) and the row
+locks are in _common.py.
 """
 
 from __future__ import annotations
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from services.clock import Clock
 from services.errors import InvalidCaseTransition, NotFound
 from services.kv import KeyValueStore
-from services.registry.cache import invalidate_persons
 from services.registry.changes._common import (
     CASE_KIND_NAMES,
     CASE_STATE_NAMES,
     CASE_TRANSITIONS,
     DEFAULT_HOTLINE,
-    _alert_holders,
+    alerted_change,
 )
 from services.registry.models import (
     RealEstateUnit,
@@ -42,8 +41,8 @@ async def start_case(
     hotline: str = DEFAULT_HOTLINE,
 ) -> RegistrationCase:
     """申请: a case on the unit; the current holders see `registration_in_progress` until it ends."""
-    async with in_transaction() as conn:
-        unit = await RealEstateUnit.get_or_none(id=unit_id, using_db=conn)
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+        unit = await RealEstateUnit.get_or_none(id=unit_id, using_db=change.conn)
         if unit is None:
             raise NotFound(unit_id=unit_id)
         case = await RegistrationCase.create(
@@ -53,18 +52,14 @@ async def start_case(
             kind=kind,
             state="applied",
             applied_at=clock.now(),
-            using_db=conn,
+            using_db=change.conn,
         )
-        touched = await _alert_holders(
-            conn,
-            right_ids=await _current_right_ids(conn, unit.id),
+        await change.alert_holders(
+            right_ids=await _current_right_ids(change.conn, unit.id),
             unit=unit,
             event=f"{CASE_KIND_NAMES.get(kind, kind)}申请",
             data={"case_number": case_number, "state": "applied"},
-            clock=clock,
-            hotline=hotline,
         )
-    await invalidate_persons(kv, touched)
     return case
 
 
@@ -77,30 +72,25 @@ async def advance_case(
     reason: str | None = None,
     hotline: str = DEFAULT_HOTLINE,
 ) -> RegistrationCase:
-    async with in_transaction() as conn:
-        case = await RegistrationCase.get_or_none(id=case_id, using_db=conn)
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+        case = await RegistrationCase.get_or_none(id=case_id, using_db=change.conn)
         if case is None:
             raise NotFound(case_id=case_id)
         if state not in CASE_TRANSITIONS.get(case.state, frozenset()):
             raise InvalidCaseTransition(case_id=case_id, state=case.state, requested=state)
         changed = (
             await RegistrationCase.filter(id=case_id, state=case.state)
-            .using_db(conn)
+            .using_db(change.conn)
             .update(state=state, reason=reason, updated_at=clock.now())
         )
         if changed != 1:
             raise InvalidCaseTransition(case_id=case_id, state=case.state, requested=state)
-        unit = await RealEstateUnit.get(id=case.unit_id, using_db=conn)  # type: ignore[attr-defined]
-        touched = await _alert_holders(
-            conn,
-            right_ids=await _current_right_ids(conn, unit.id),
+        unit = await RealEstateUnit.get(id=case.unit_id, using_db=change.conn)  # type: ignore[attr-defined]
+        await change.alert_holders(
+            right_ids=await _current_right_ids(change.conn, unit.id),
             unit=unit,
             event=f"{CASE_KIND_NAMES.get(case.kind, case.kind)}{CASE_STATE_NAMES.get(state, state)}",
             data={"case_number": case.case_number, "state": state},
-            clock=clock,
-            hotline=hotline,
         )
-    await invalidate_persons(kv, touched)
     case.state, case.reason = state, reason
     return case
-

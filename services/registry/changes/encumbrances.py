@@ -1,25 +1,23 @@
 """Changes to the register: seizures and objections: registration and lifting.
 
-The rules common to every change (alerts, row locks) are in _common.py.
+The sequence common to every change (transaction, alerts, cache invalidation) and the row
+locks are in _common.py.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from tortoise.transactions import in_transaction
-
 from services.clock import Clock
 from services.errors import ValidationFailed
 from services.kv import KeyValueStore
-from services.registry.cache import invalidate_persons
 from services.registry.changes._common import (
     _ENCUMBRANCE_EVENTS,
     DEFAULT_HOTLINE,
-    _alert_holders,
     _end_record,
     _require_current,
     _right_for_update,
+    alerted_change,
 )
 from services.registry.models import (
     Encumbrance,
@@ -41,8 +39,8 @@ async def register_encumbrance(
     """A seizure (查封) by a court or authority, or an objection (异议) by a party."""
     if kind not in ("seizure", "objection"):
         raise ValidationFailed("登记类型应为查封或异议", "The kind must be seizure or objection", kind=kind)
-    async with in_transaction() as conn:
-        right = await _right_for_update(conn, right_id)
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+        right = await _right_for_update(change.conn, right_id)
         _require_current(right)
         encumbrance = await Encumbrance.create(
             right_id=right.id,
@@ -53,18 +51,14 @@ async def register_encumbrance(
             ends_on=ends_on,
             status="active",
             registered_at=clock.now(),
-            using_db=conn,
+            using_db=change.conn,
         )
-        touched = await _alert_holders(
-            conn,
+        await change.alert_holders(
             right_ids=[right.id],
             unit=right.unit,
             event=_ENCUMBRANCE_EVENTS[(kind, "registered")],
             data={"right_id": right.id, "encumbrance_id": encumbrance.id},
-            clock=clock,
-            hotline=hotline,
         )
-    await invalidate_persons(kv, touched)
     return encumbrance
 
 
@@ -72,16 +66,6 @@ async def lift_encumbrance(
     *, encumbrance_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
 ) -> Encumbrance:
     encumbrance: Encumbrance = await _end_record(
-        Encumbrance,
-        encumbrance_id,
-        ended_status="lifted",
-        ended_at_field="lifted_at",
-        event=None,  # from the kind: seizure or objection
-        key="encumbrance_id",
-        kv=kv,
-        clock=clock,
-        hotline=hotline,
+        Encumbrance, encumbrance_id, event=None, kv=kv, clock=clock, hotline=hotline
     )
     return encumbrance
-
-

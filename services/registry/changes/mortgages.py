@@ -1,24 +1,22 @@
 """Changes to the register: mortgages: registration and cancellation.
 
-The rules common to every change (alerts, row locks) are in _common.py.
+The sequence common to every change (transaction, alerts, cache invalidation) and the row
+locks are in _common.py.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from tortoise.transactions import in_transaction
-
 from services.clock import Clock
 from services.errors import NotFound, ValidationFailed
 from services.kv import KeyValueStore
-from services.registry.cache import invalidate_persons
 from services.registry.changes._common import (
     DEFAULT_HOTLINE,
-    _alert_holders,
     _end_record,
     _require_current,
     _right_for_update,
+    alerted_change,
 )
 from services.registry.models import (
     Mortgage,
@@ -43,10 +41,10 @@ async def register_mortgage(
             "抵押金额须为正数，期限终止日不得早于起始日",
             "The amount must be positive and the term must not end before it starts",
         )
-    async with in_transaction() as conn:
-        right = await _right_for_update(conn, right_id)
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+        right = await _right_for_update(change.conn, right_id)
         _require_current(right)
-        if not await Organisation.exists(id=mortgagee_id, using_db=conn):
+        if not await Organisation.exists(id=mortgagee_id, using_db=change.conn):
             raise NotFound(organisation_id=mortgagee_id)
         mortgage = await Mortgage.create(
             certificate_number=certificate_number,
@@ -57,18 +55,14 @@ async def register_mortgage(
             term_end=term_end,
             status="active",
             registered_at=clock.now(),
-            using_db=conn,
+            using_db=change.conn,
         )
-        touched = await _alert_holders(
-            conn,
+        await change.alert_holders(
             right_ids=[right.id],
             unit=right.unit,
             event="抵押权登记",
             data={"right_id": right.id, "mortgage_id": mortgage.id},
-            clock=clock,
-            hotline=hotline,
         )
-    await invalidate_persons(kv, touched)
     return mortgage
 
 
@@ -76,19 +70,6 @@ async def cancel_mortgage(
     *, mortgage_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
 ) -> Mortgage:
     mortgage: Mortgage = await _end_record(
-        Mortgage,
-        mortgage_id,
-        ended_status="cancelled",
-        ended_at_field="cancelled_at",
-        event="抵押权注销登记",
-        key="mortgage_id",
-        kv=kv,
-        clock=clock,
-        hotline=hotline,
+        Mortgage, mortgage_id, event="抵押权注销登记", kv=kv, clock=clock, hotline=hotline
     )
     return mortgage
-
-
-# --- seizures and objections ---------------------------------------------------------------------
-
-

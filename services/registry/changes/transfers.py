@@ -1,6 +1,7 @@
 """Changes to the register: transfers of a right to new holders.
 
-The rules common to every change (alerts, row locks) are in _common.py.
+The sequence common to every change (transaction, alerts, cache invalidation) and the row
+locks are in _common.py.
 """
 
 from __future__ import annotations
@@ -8,16 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from tortoise.transactions import in_transaction
-
 from services.clock import Clock
 from services.errors import RegisterStateConflict, ValidationFailed
 from services.kv import KeyValueStore
-from services.registry.cache import invalidate_persons
 from services.registry.changes._common import (
     DEFAULT_HOTLINE,
-    _alert_holders,
     _right_for_update,
+    alerted_change,
 )
 from services.registry.models import (
     Encumbrance,
@@ -63,7 +61,8 @@ async def register_transfer(
     `reason="seized"`. Active mortgages and objections follow the unit to the new right (民法典
     第406条: a transfer does not affect a mortgage), so the new holders see what burdens it."""
     shares = _shares(new_holders)
-    async with in_transaction() as conn:
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+        conn = change.conn
         old = await _right_for_update(conn, right_id)
         now = clock.now()
         changed = (
@@ -101,19 +100,10 @@ async def register_transfer(
             .using_db(conn)
             .update(right_id=new.id)
         )
-        touched = await _alert_holders(
-            conn,
+        await change.alert_holders(
             right_ids=[old.id, new.id],
             unit=old.unit,
             event="转移登记",
             data={"right_id": new.id, "previous_right_id": old.id},
-            clock=clock,
-            hotline=hotline,
         )
-    await invalidate_persons(kv, touched)
     return new
-
-
-# --- registration cases --------------------------------------------------------------------------
-
-
