@@ -28,6 +28,42 @@ def _reader(access: WardAccess) -> audit.Reader:
     return audit.Reader(f"person:{access.guardian.id}", "guardian", mask_name(access.guardian.name))
 
 
+async def _alert_and_log(
+    access: WardAccess,
+    *,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    clock: Clock,
+    hotline: str,
+    alert_period_s: int,
+    request_id: str | None,
+) -> None:
+    """One unit of work: the other guardians' alerts and the access-log entry commit together,
+    so no one is told of a read that was not logged, nor a read logged that no one was told of."""
+    async with in_transaction():
+        await guardian_alerts.notify_other_guardians(
+            reader=access.guardian,
+            ward_index=access.ward_index,
+            ward_person_id=access.ward_person_id,
+            what=action,
+            clock=clock,
+            hotline=hotline,
+            alert_period_s=alert_period_s,
+        )
+        await audit.record_access(
+            reader=_reader(access),
+            person_id=access.ward_person_id,
+            person_index=access.ward_index,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            purpose=audit.PURPOSE_GUARDIAN,
+            request_id=request_id,
+            clock=clock,
+        )
+
+
 async def read_ward_properties(
     *,
     guardian_person_id: int,
@@ -65,27 +101,16 @@ async def read_ward_properties(
             kv=kv,
             ttl_s=cache_ttl_s,
         )
-    async with in_transaction():  # the alerts and the access-log entry commit together
-        await guardian_alerts.notify_other_guardians(
-            reader=access.guardian,
-            ward_index=access.ward_index,
-            ward_person_id=access.ward_person_id,
-            what=audit.PROPERTY_LIST,
-            clock=clock,
-            hotline=hotline,
-            alert_period_s=alert_period_s,
-        )
-        await audit.record_access(
-            reader=_reader(access),
-            person_id=access.ward_person_id,
-            person_index=access.ward_index,
-            action=audit.PROPERTY_LIST,
-            object_type="property_list",
-            object_id=f"ward:{link_id}",
-            purpose=audit.PURPOSE_GUARDIAN,
-            request_id=request_id,
-            clock=clock,
-        )
+    await _alert_and_log(
+        access,
+        action=audit.PROPERTY_LIST,
+        object_type="property_list",
+        object_id=f"ward:{link_id}",
+        clock=clock,
+        hotline=hotline,
+        alert_period_s=alert_period_s,
+        request_id=request_id,
+    )
     return page
 
 
@@ -115,27 +140,16 @@ async def read_ward_property(
     if access.ward_person_id is None:
         raise NotFound(right_id=right_id)
     record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
-    async with in_transaction():  # the alerts and the access-log entry commit together
-        await guardian_alerts.notify_other_guardians(
-            reader=access.guardian,
-            ward_index=access.ward_index,
-            ward_person_id=access.ward_person_id,
-            what=audit.PROPERTY_DETAIL,
-            clock=clock,
-            hotline=hotline,
-            alert_period_s=alert_period_s,
-        )
-        await audit.record_access(
-            reader=_reader(access),
-            person_id=access.ward_person_id,
-            person_index=access.ward_index,
-            action=audit.PROPERTY_DETAIL,
-            object_type="right",
-            object_id=right_id,
-            purpose=audit.PURPOSE_GUARDIAN,
-            request_id=request_id,
-            clock=clock,
-        )
+    await _alert_and_log(
+        access,
+        action=audit.PROPERTY_DETAIL,
+        object_type="right",
+        object_id=right_id,
+        clock=clock,
+        hotline=hotline,
+        alert_period_s=alert_period_s,
+        request_id=request_id,
+    )
     return record
 
 
