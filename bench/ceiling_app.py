@@ -30,7 +30,8 @@ def create_app(database_url: str) -> Sanic:
         app.ctx.db = await open_database(tortoise_config(database_url))
         conn = connections.get("default")
         dialect = str(conn.capabilities.dialect)
-        app.ctx.sql = f"SELECT id, phone_index FROM person WHERE id = {'$1' if dialect == 'postgres' else '?'}"
+        placeholder = "$1" if dialect == "postgres" else "?"
+        app.ctx.sql = f"SELECT id, phone_index FROM person WHERE id = {placeholder}"
         _, rows = await conn.execute_query("SELECT min(id) FROM person")
         app.ctx.person_id = next(iter(dict(rows[0]).values())) if rows else None
 
