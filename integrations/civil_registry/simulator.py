@@ -19,7 +19,7 @@ way a court order does. The feed survives `reset` (it describes reference data, 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -174,15 +174,18 @@ class FeedEntry:
     changed_at: datetime
 
 
-class CivilRegistrySimulator(Simulator):
-    name = "civil_registry"
+class RegistryData:
+    """The registry's reference data and its change feed, kept alike by the simulator and the
+    in-memory fake (integrations/testing/civil_registry.py): one `load`, `withdraw` and
+    `clear_data`, and one rule (`touched_pairs`) for what enters the feed. Needs `self.clock`."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    clock: Callable[[], datetime]
+
+    def _init_data(self) -> None:
         self._people: dict[str, SimPerson] = {}
         self._guardianships: dict[Pair, str] = {}
         self._feed: list[FeedEntry] = []
         self._verifications: Counter[Pair] = Counter()
-        super().__init__(**kwargs)
 
     def load(
         self,
@@ -225,6 +228,14 @@ class CivilRegistrySimulator(Simulator):
         now = self.clock()
         for (guardian, ward), kind in sorted(touched.items()):
             self._feed.append(FeedEntry(len(self._feed) + 1, guardian, ward, kind, now))
+
+
+class CivilRegistrySimulator(RegistryData, Simulator):
+    name = "civil_registry"
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._init_data()
+        super().__init__(**kwargs)
 
     def _extra_state(self) -> dict[str, Any]:
         return {

@@ -4,8 +4,6 @@ change feed and the verification answers cannot drift apart."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from integrations.civil_registry.base import (
@@ -22,59 +20,19 @@ from integrations.civil_registry.base import (
 )
 from integrations.civil_registry.simulator import (
     FEED_MAX_LIMIT,
-    Pair,
+    RegistryData,
     SimPerson,
     guardianship_result,
     household_of,
     id_number_valid,
-    touched_pairs,
 )
 from integrations.testing.fake import BAD_REQUEST, FakeSystem
 
 
-class FakeCivilRegistry(FakeSystem, CivilRegistry):
+class FakeCivilRegistry(RegistryData, FakeSystem, CivilRegistry):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._people: dict[str, SimPerson] = {}
-        self._guardianships: dict[Pair, str] = {}
-        self._feed: list[GuardianshipChange] = []
-        self._verifications: Counter[Pair] = Counter()
-
-    # --- reference data, as the simulator loads it ------------------------------------------------
-
-    def load(
-        self,
-        people: Iterable[SimPerson | Mapping[str, Any]] = (),
-        guardianships: Iterable[tuple[str, str, str]] = (),
-    ) -> None:
-        """Add or replace people (by ID number) and guardianships (guardian, ward, relation)."""
-        new_people = dict(self._people)
-        for person in people:
-            record = person if isinstance(person, SimPerson) else SimPerson.from_mapping(person)
-            new_people[record.id_number] = record
-        new_guardianships = dict(self._guardianships)
-        for guardian, ward, relation in guardianships:
-            new_guardianships[(guardian.upper(), ward.upper())] = relation
-        self._replace(new_people, new_guardianships)
-
-    def withdraw(self, guardian_id_number: str, ward_id_number: str) -> bool:
-        """End one guardianship (a court order); False when there was none."""
-        pair = (guardian_id_number.upper(), ward_id_number.upper())
-        if pair not in self._guardianships:
-            return False
-        self._replace(self._people, {p: r for p, r in self._guardianships.items() if p != pair})
-        return True
-
-    def clear_data(self) -> None:
-        self._replace({}, {})
-
-    def verifications(self, guardian_id_number: str, ward_id_number: str) -> int:
-        return self._verifications[(guardian_id_number.upper(), ward_id_number.upper())]
-
-    def _replace(self, people: dict[str, SimPerson], guardianships: dict[Pair, str]) -> None:
-        touched = touched_pairs(self._people, self._guardianships, people, guardianships)
-        self._people, self._guardianships = dict(people), dict(guardianships)
-        self._feed += [GuardianshipChange(g, w, kind) for (g, w), kind in sorted(touched.items())]
+        self._init_data()  # the simulator's reference data and feed (RegistryData)
 
     # --- the contract -----------------------------------------------------------------------------
 
@@ -123,7 +81,10 @@ class FakeCivilRegistry(FakeSystem, CivilRegistry):
             if after and (not after.isdigit() or int(after) > len(self._feed)):
                 raise self._refuse(operation, 400, INVALID_CURSOR)
             start = int(after or 0)
-            page = self._feed[start : start + limit]
+            page = [
+                GuardianshipChange(e.guardian_id_number, e.ward_id_number, e.kind)
+                for e in self._feed[start : start + limit]
+            ]
             return GuardianshipChanges(changes=page, cursor=str(start + len(page)))
 
         return await self._read(operation, read)
