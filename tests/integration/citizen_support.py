@@ -8,6 +8,7 @@ services/registry_changes.py, as production code must.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from services.clock import local_today
+from services.identity.auth import AuthPolicy, AuthService
 from services.registry.models import Person
 
 
@@ -73,6 +75,24 @@ def citizen_headers(app: Any, person: Person) -> dict[str, str]:
     signer = app.services.signer
     token, _ = signer.issue(subject=f"person:{person.id}", role="citizen", claims={"pid": person.id})
     return {"Authorization": f"Bearer {token}"}
+
+
+def auth_service(
+    app: Any, *, limiter: Any = None, kv: Any = None, **policy: Any
+) -> AuthService:
+    """A second AuthService on the app's own signer, gateway, vault and clock, with the app's
+    policy changed by `policy` (e.g. a small cap) and its own limiter or store where given."""
+    services = app.services
+    return AuthService(
+        signer=services.signer,
+        sms=services.integrations.sms,
+        limiter=limiter or services.limiter,
+        kv=kv or services.kv,
+        vault=services.vault,
+        clock=services.clock,
+        policy=dataclasses.replace(AuthPolicy.from_settings(services.settings), **policy),
+        otp_secret="test",
+    )
 
 
 def shanghai_today(app: Any) -> date:

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.identifiers import mask_id_number
-from services.identity.auth import OTP_DELIVER, AuthPolicy, AuthService
+from services.identity.auth import OTP_DELIVER
 from services.outbox.store import pending_counts
 from services.ratelimit import RateLimiter
 from tests.factories import (
@@ -24,7 +24,7 @@ from tests.factories import (
     id_number_of,
     make_phone,
 )
-from tests.integration.citizen_support import login_codes, request_code, wait_for_new_code
+from tests.integration.citizen_support import auth_service, login_codes, request_code, wait_for_new_code
 
 _ips = itertools.count(1)
 
@@ -128,25 +128,9 @@ async def test_cooldown_per_phone_gives_429_with_retry_after(client, vault):
 async def test_daily_cap_per_phone_and_hourly_cap_per_ip(app, vault):
     """The caps, with a small policy, through the real SMS simulator and the real limiter store."""
     services = app.services
-    policy = AuthPolicy(
-        otp_ttl_s=300,
-        otp_max_attempts=5,
-        otp_cooldown_s=1,
-        otp_daily_cap_per_phone=2,
-        otp_hourly_cap_per_ip=3,
-        refresh_ttl_s=3600,
-        staff_max_failures=5,
-    )
     limiter = RateLimiter.from_url(services.settings.redis_url, prefix=services.settings.redis_key_prefix)
-    auth = AuthService(
-        signer=services.signer,
-        sms=services.integrations.sms,
-        limiter=limiter,
-        kv=services.kv,
-        vault=services.vault,
-        clock=services.clock,
-        policy=policy,
-        otp_secret="test",
+    auth = auth_service(
+        app, limiter=limiter, otp_cooldown_s=1, otp_daily_cap_per_phone=2, otp_hourly_cap_per_ip=3
     )
     from services.errors import RateLimited
 

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import DEV_SECRET
 from services.errors import AuthenticationFailed, RateLimited, TokenInvalid
-from services.identity.auth import AuthPolicy, AuthService
 from services.identity.install_keys import JWT_KEY_FILE
 from services.identity.models import OtpChallenge
 from services.identity.tokens import TokenSigner
@@ -38,7 +37,7 @@ from tests.factories import (
     id_number_of,
     make_phone,
 )
-from tests.integration.citizen_support import request_code
+from tests.integration.citizen_support import auth_service, request_code
 
 PARALLEL = 100
 STAFF = "/api/v1/auth/staff-tokens"
@@ -111,27 +110,8 @@ async def test_an_unknown_username_locks_like_a_real_one(client, app):
 
 async def test_each_address_has_an_hourly_cap_over_all_accounts(app):
     services = app.services
-    policy = AuthPolicy(
-        otp_ttl_s=300,
-        otp_max_attempts=5,
-        otp_cooldown_s=1,
-        otp_daily_cap_per_phone=5,
-        otp_hourly_cap_per_ip=5,
-        refresh_ttl_s=3600,
-        staff_max_failures=5,
-        password_hourly_cap_per_ip=3,
-    )
     limiter = RateLimiter.from_url(services.settings.redis_url, prefix=f"cap-{os.urandom(4).hex()}:")
-    auth = AuthService(
-        signer=services.signer,
-        sms=services.integrations.sms,
-        limiter=limiter,
-        kv=services.kv,
-        vault=services.vault,
-        clock=services.clock,
-        policy=policy,
-        otp_secret="test",
-    )
+    auth = auth_service(app, limiter=limiter, password_hourly_cap_per_ip=3)
     try:
         for _ in range(3):  # three accounts, one guess each
             staff = await create_staff()
@@ -268,17 +248,7 @@ async def test_a_revoked_token_stays_revoked_after_a_restart(client, app):
     token = r.json()["access_token"]
     assert (await client.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 204
 
-    services = app.services
-    restarted = AuthService(
-        signer=services.signer,
-        sms=services.integrations.sms,
-        limiter=services.limiter,
-        kv=MemoryStore(),
-        vault=services.vault,
-        clock=services.clock,
-        policy=AuthPolicy.from_settings(services.settings),
-        otp_secret="restart",
-    )
+    restarted = auth_service(app, kv=MemoryStore())
     assert await restarted.restore_revocations() >= 2  # the token and its sign-in
     with pytest.raises(TokenInvalid):
         await restarted.authenticate(token)
