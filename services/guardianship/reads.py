@@ -12,145 +12,14 @@ from tortoise.transactions import in_transaction
 from integrations.civil_registry.base import CivilRegistry
 from services import audit
 from services.clock import Clock
-from services.errors import (
-    NotFound,
-)
+from services.errors import NotFound
 from services.guardianship import alerts as guardian_alerts
 from services.guardianship.feed import GuardianshipFeed
 from services.guardianship.links import WardAccess, open_ward
 from services.identifiers import mask_name
 from services.kv import KeyValueStore
 from services.pii import PiiVault
-from services.registry import PageRequest, PropertyFilters, cached_properties, property_detail
-
-
-def _reader(access: WardAccess) -> audit.Reader:
-    return audit.Reader(f"person:{access.guardian.id}", "guardian", mask_name(access.guardian.name))
-
-
-async def _alert_and_log(
-    access: WardAccess,
-    *,
-    action: str,
-    object_type: str,
-    object_id: str | int,
-    clock: Clock,
-    hotline: str,
-    alert_period_s: int,
-    request_id: str | None,
-) -> None:
-    """One unit of work: the other guardians' alerts and the access-log entry commit together,
-    so no one is told of a read that was not logged, nor a read logged that no one was told of."""
-    async with in_transaction():
-        await guardian_alerts.notify_other_guardians(
-            reader=access.guardian,
-            ward_index=access.ward_index,
-            ward_person_id=access.ward_person_id,
-            what=action,
-            clock=clock,
-            hotline=hotline,
-            alert_period_s=alert_period_s,
-        )
-        await audit.record_access(
-            reader=_reader(access),
-            person_id=access.ward_person_id,
-            person_index=access.ward_index,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            purpose=audit.PURPOSE_GUARDIAN,
-            request_id=request_id,
-            clock=clock,
-        )
-
-
-async def read_ward_properties(
-    *,
-    guardian_person_id: int,
-    link_id: int,
-    filters: PropertyFilters,
-    after_id: int | None,
-    limit: int,
-    vault: PiiVault,
-    civil_registry: CivilRegistry,
-    feed: GuardianshipFeed,
-    kv: KeyValueStore,
-    clock: Clock,
-    reverify_days: int,
-    cache_ttl_s: float,
-    hotline: str,
-    alert_period_s: int,
-    request_id: str | None,
-) -> dict[str, Any]:
-    access = await open_ward(
-        guardian_person_id=guardian_person_id,
-        link_id=link_id,
-        vault=vault,
-        civil_registry=civil_registry,
-        feed=feed,
-        clock=clock,
-        reverify_days=reverify_days,
-    )
-    page: dict[str, Any] = {"items": [], "next_after": None}
-    if access.ward_person_id is not None:
-        page = await cached_properties(
-            person_id=access.ward_person_id,
-            filters=filters,
-            after_id=after_id,
-            limit=limit,
-            kv=kv,
-            ttl_s=cache_ttl_s,
-        )
-    await _alert_and_log(
-        access,
-        action=audit.PROPERTY_LIST,
-        object_type="property_list",
-        object_id=f"ward:{link_id}",
-        clock=clock,
-        hotline=hotline,
-        alert_period_s=alert_period_s,
-        request_id=request_id,
-    )
-    return page
-
-
-async def read_ward_property(
-    *,
-    guardian_person_id: int,
-    link_id: int,
-    right_id: int,
-    vault: PiiVault,
-    civil_registry: CivilRegistry,
-    feed: GuardianshipFeed,
-    clock: Clock,
-    reverify_days: int,
-    hotline: str,
-    alert_period_s: int,
-    request_id: str | None,
-) -> dict[str, Any]:
-    access = await open_ward(
-        guardian_person_id=guardian_person_id,
-        link_id=link_id,
-        vault=vault,
-        civil_registry=civil_registry,
-        feed=feed,
-        clock=clock,
-        reverify_days=reverify_days,
-    )
-    if access.ward_person_id is None:
-        raise NotFound(right_id=right_id)
-    record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
-    await _alert_and_log(
-        access,
-        action=audit.PROPERTY_DETAIL,
-        object_type="right",
-        object_id=right_id,
-        clock=clock,
-        hotline=hotline,
-        alert_period_s=alert_period_s,
-        request_id=request_id,
-    )
-    return record
+from services.registry import PageRequest, cached_properties, property_detail
 
 
 @dataclass(frozen=True)
@@ -186,39 +55,84 @@ class WardReads:
     async def properties(
         self, *, guardian_person_id: int, link_id: int, page: PageRequest, request_id: str | None
     ) -> dict[str, Any]:
-        p = self._policy
-        return await read_ward_properties(
-            guardian_person_id=guardian_person_id,
-            link_id=link_id,
-            filters=page.filters,
-            after_id=page.after_id,
-            limit=page.limit,
-            vault=self._vault,
-            civil_registry=self._civil_registry,
-            feed=self._feed,
-            kv=self._kv,
-            clock=self._clock,
-            reverify_days=p.reverify_days,
-            cache_ttl_s=p.cache_ttl_s,
-            hotline=p.hotline,
-            alert_period_s=p.alert_period_s,
+        access = await self._open(guardian_person_id, link_id)
+        found: dict[str, Any] = {"items": [], "next_after": None}
+        if access.ward_person_id is not None:
+            found = await cached_properties(
+                person_id=access.ward_person_id,
+                filters=page.filters,
+                after_id=page.after_id,
+                limit=page.limit,
+                kv=self._kv,
+                ttl_s=self._policy.cache_ttl_s,
+            )
+        await self._alert_and_log(
+            access,
+            action=audit.PROPERTY_LIST,
+            object_type="property_list",
+            object_id=f"ward:{link_id}",
             request_id=request_id,
         )
+        return found
 
     async def property(
         self, *, guardian_person_id: int, link_id: int, right_id: int, request_id: str | None
     ) -> dict[str, Any]:
-        p = self._policy
-        return await read_ward_property(
+        access = await self._open(guardian_person_id, link_id)
+        if access.ward_person_id is None:
+            raise NotFound(right_id=right_id)
+        record = await property_detail(person_id=access.ward_person_id, right_id=right_id)
+        await self._alert_and_log(
+            access,
+            action=audit.PROPERTY_DETAIL,
+            object_type="right",
+            object_id=right_id,
+            request_id=request_id,
+        )
+        return record
+
+    async def _open(self, guardian_person_id: int, link_id: int) -> WardAccess:
+        return await open_ward(
             guardian_person_id=guardian_person_id,
             link_id=link_id,
-            right_id=right_id,
             vault=self._vault,
             civil_registry=self._civil_registry,
             feed=self._feed,
             clock=self._clock,
-            reverify_days=p.reverify_days,
-            hotline=p.hotline,
-            alert_period_s=p.alert_period_s,
-            request_id=request_id,
+            reverify_days=self._policy.reverify_days,
         )
+
+    async def _alert_and_log(
+        self,
+        access: WardAccess,
+        *,
+        action: str,
+        object_type: str,
+        object_id: str | int,
+        request_id: str | None,
+    ) -> None:
+        """One unit of work: the other guardians' alerts and the access-log entry commit together,
+        so no one is told of a read that was not logged, nor a read logged that no one was told of."""
+        async with in_transaction():
+            await guardian_alerts.notify_other_guardians(
+                reader=access.guardian,
+                ward_index=access.ward_index,
+                ward_person_id=access.ward_person_id,
+                what=action,
+                clock=self._clock,
+                hotline=self._policy.hotline,
+                alert_period_s=self._policy.alert_period_s,
+            )
+            await audit.record_access(
+                reader=audit.Reader(
+                    f"person:{access.guardian.id}", "guardian", mask_name(access.guardian.name)
+                ),
+                person_id=access.ward_person_id,
+                person_index=access.ward_index,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                purpose=audit.PURPOSE_GUARDIAN,
+                request_id=request_id,
+                clock=self._clock,
+            )

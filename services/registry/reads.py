@@ -15,60 +15,8 @@ from services.identity import Principal
 from services.kv import KeyValueStore
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter, per_day, per_seconds
-from services.registry.models import (
-    Person,
-)
+from services.registry.models import Person
 from services.registry.properties import PropertyFilters, cached_properties, property_detail
-
-
-def _self(person_id: int) -> audit.Reader:
-    return audit.Reader(f"person:{person_id}", "citizen", audit.SELF_DISPLAY)
-
-
-async def read_own_properties(
-    *,
-    person_id: int,
-    filters: PropertyFilters,
-    after_id: int | None,
-    limit: int,
-    kv: KeyValueStore,
-    cache_ttl_s: float,
-    clock: Clock,
-    request_id: str | None,
-) -> dict[str, Any]:
-    page = await cached_properties(
-        person_id=person_id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
-    )
-    await audit.record_access(
-        reader=_self(person_id),
-        person_id=person_id,
-        action=audit.PROPERTY_LIST,
-        object_type="property_list",
-        purpose=audit.PURPOSE_SELF,
-        request_id=request_id,
-        clock=clock,
-    )
-    return page
-
-
-async def read_own_property(
-    *, person_id: int, right_id: int, clock: Clock, request_id: str | None
-) -> dict[str, Any]:
-    record = await property_detail(person_id=person_id, right_id=right_id)
-    await audit.record_access(
-        reader=_self(person_id),
-        person_id=person_id,
-        action=audit.PROPERTY_DETAIL,
-        object_type="right",
-        object_id=right_id,
-        purpose=audit.PURPOSE_SELF,
-        request_id=request_id,
-        clock=clock,
-    )
-    return record
-
-
-# --- registration staff at the window ------------------------------------------------------------
 
 # 不动产登记资料查询暂行办法: who may ask a registration office, and on what grounds. The clerk
 # records the ground and the document it rests on (application, case or official letter number).
@@ -78,61 +26,6 @@ CLERK_PURPOSES: dict[str, str] = {
     "authority_request": "国家机关依法查询",
     "case_processing": "办理登记业务",
 }
-
-
-async def read_for_clerk(
-    *,
-    principal: Principal,
-    id_number: str,
-    purpose: str,
-    reference: str,
-    filters: PropertyFilters,
-    after_id: int | None,
-    limit: int,
-    vault: PiiVault,
-    kv: KeyValueStore,
-    limiter: RateLimiter,
-    limits: tuple[int, int],
-    cache_ttl_s: float,
-    clock: Clock,
-    request_id: str | None,
-) -> dict[str, Any]:
-    """A clerk looks a person up by ID number, at most `limits` = (per minute, per day) times;
-    the limit counts per clerk, before the look-up, so parallel requests cannot pass it. The
-    answer says whether the person is in the register at all (no rights is an answer too: the
-    basis of a no-housing finding), and the read is logged under the person (or, with no register
-    row, under their ID number's blind index, so they see it once they have one) with the clerk's
-    office, the ground and the reference."""
-    if purpose not in CLERK_PURPOSES:
-        raise ValueError(f"unknown purpose {purpose!r}")
-    per_minute, per_day_ = limits
-    await limiter.hit(per_seconds(per_minute, 60), "clerk-lookup-minute", principal.subject)
-    await limiter.hit(per_day(per_day_), "clerk-lookup-day", principal.subject)
-    index = vault.blind_index(id_number)
-    person = await Person.get_or_none(id_number_index=index).only("id", "name")
-    if person is None:
-        page: dict[str, Any] = {"items": [], "next_after": None}
-    else:
-        page = await cached_properties(
-            person_id=person.id, filters=filters, after_id=after_id, limit=limit, kv=kv, ttl_s=cache_ttl_s
-        )
-    await audit.record_access(
-        reader=await audit.reader_for(principal),
-        person_id=person.id if person else None,
-        person_index=None if person else index,
-        action=audit.PROPERTY_LIST,
-        object_type="property_list",
-        object_id=reference,
-        purpose=purpose,
-        request_id=request_id,
-        clock=clock,
-    )
-    subject = {
-        "id_number": mask_id_number(id_number),
-        "name": person.name if person else None,
-        "in_register": person is not None,
-    }
-    return {"subject": subject, **page}
 
 
 @dataclass(frozen=True)
@@ -166,21 +59,14 @@ class PropertyReads:
         self._clerk_limits = clerk_limits
 
     async def own_list(self, *, person_id: int, page: PageRequest, request_id: str | None) -> dict[str, Any]:
-        return await read_own_properties(
-            person_id=person_id,
-            filters=page.filters,
-            after_id=page.after_id,
-            limit=page.limit,
-            kv=self._kv,
-            cache_ttl_s=self._cache_ttl_s,
-            clock=self._clock,
-            request_id=request_id,
-        )
+        found = await self._page(person_id, page)
+        await self._log_own(person_id, audit.PROPERTY_LIST, "property_list", None, request_id)
+        return found
 
     async def own_detail(self, *, person_id: int, right_id: int, request_id: str | None) -> dict[str, Any]:
-        return await read_own_property(
-            person_id=person_id, right_id=right_id, clock=self._clock, request_id=request_id
-        )
+        record = await property_detail(person_id=person_id, right_id=right_id)
+        await self._log_own(person_id, audit.PROPERTY_DETAIL, "right", right_id, request_id)
+        return record
 
     async def clerk_lookup(
         self,
@@ -192,19 +78,60 @@ class PropertyReads:
         page: PageRequest,
         request_id: str | None,
     ) -> dict[str, Any]:
-        return await read_for_clerk(
-            principal=principal,
-            id_number=id_number,
+        """A clerk looks a person up by ID number, at most `clerk_limits` = (per minute, per day)
+        times; the limit counts per clerk, before the look-up, so parallel requests cannot pass
+        it. The answer says whether the person is in the register at all (no rights is an answer
+        too: the basis of a no-housing finding), and the read is logged under the person (or, with
+        no register row, under their ID number's blind index, so they see it once they have one)
+        with the clerk's office, the ground and the reference."""
+        if purpose not in CLERK_PURPOSES:
+            raise ValueError(f"unknown purpose {purpose!r}")
+        per_minute, per_day_ = self._clerk_limits
+        await self._limiter.hit(per_seconds(per_minute, 60), "clerk-lookup-minute", principal.subject)
+        await self._limiter.hit(per_day(per_day_), "clerk-lookup-day", principal.subject)
+        index = self._vault.blind_index(id_number)
+        person = await Person.get_or_none(id_number_index=index).only("id", "name")
+        found: dict[str, Any] = (
+            {"items": [], "next_after": None} if person is None else await self._page(person.id, page)
+        )
+        await audit.record_access(
+            reader=await audit.reader_for(principal),
+            person_id=person.id if person else None,
+            person_index=None if person else index,
+            action=audit.PROPERTY_LIST,
+            object_type="property_list",
+            object_id=reference,
             purpose=purpose,
-            reference=reference,
+            request_id=request_id,
+            clock=self._clock,
+        )
+        subject = {
+            "id_number": mask_id_number(id_number),
+            "name": person.name if person else None,
+            "in_register": person is not None,
+        }
+        return {"subject": subject, **found}
+
+    async def _page(self, person_id: int, page: PageRequest) -> dict[str, Any]:
+        return await cached_properties(
+            person_id=person_id,
             filters=page.filters,
             after_id=page.after_id,
             limit=page.limit,
-            vault=self._vault,
             kv=self._kv,
-            limiter=self._limiter,
-            limits=self._clerk_limits,
-            cache_ttl_s=self._cache_ttl_s,
-            clock=self._clock,
+            ttl_s=self._cache_ttl_s,
+        )
+
+    async def _log_own(
+        self, person_id: int, action: str, object_type: str, object_id: int | None, request_id: str | None
+    ) -> None:
+        await audit.record_access(
+            reader=audit.Reader(f"person:{person_id}", "citizen", audit.SELF_DISPLAY),
+            person_id=person_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            purpose=audit.PURPOSE_SELF,
             request_id=request_id,
+            clock=self._clock,
         )
