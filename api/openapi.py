@@ -1,4 +1,10 @@
-"""OpenAPI documentation from our pydantic models, exact enough to fuzz against.
+"""OpenAPI documentation from our pydantic models and the services' result dataclasses, exact
+enough to fuzz against.
+
+A response shape is described once: by the dataclass a service returns (its `Annotated[...,
+Field(...)]` metadata documents it), read through `pydantic.TypeAdapter`, or by a small pydantic
+envelope here in `api/` that adds what only the API has (`next_cursor`). `response_adapter(shape)`
+gives the same description as a validator, for tests.
 
 sanic-ext turns pydantic models into schemas itself, but loses `required`, enums and nested
 models. So routes reference components by `$ref`, and the components are generated here from
@@ -13,9 +19,10 @@ when a route forgot to declare them: a fuzzer that knows the bounds tests right 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sanic import Sanic
 from sanic_ext import openapi
 from sanic_ext.extensions.openapi.builders import OperationStore
@@ -23,7 +30,7 @@ from sanic_ext.extensions.openapi.definitions import Parameter, RequestBody, Res
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_MODELS: dict[str, type[BaseModel]] = {}
+_MODELS: dict[str, type] = {}  # pydantic models and dataclasses, by schema name
 
 INT64_MAX = 9_223_372_036_854_775_807
 # Database keys: BIGINT primary keys, never zero or negative.
@@ -64,9 +71,18 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
-def ref(model: type[BaseModel]) -> dict[str, str]:
-    _MODELS[model.__name__] = model
+def ref(model: type) -> dict[str, str]:
+    """A reference to the component describing `model` (a pydantic model or a dataclass)."""
+    known = _MODELS.setdefault(model.__name__, model)
+    if known is not model:
+        raise ValueError(f"two shapes are named {model.__name__}: {known!r} and {model!r}")
     return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+@cache
+def response_adapter(shape: Any) -> TypeAdapter[Any]:
+    """The validator of a documented shape: what tests check a response body against."""
+    return TypeAdapter(shape)
 
 
 _NULL_SCHEMAS = ({"type": "null"}, {"nullable": True})
@@ -120,7 +136,7 @@ def _to_oas30(node: Any) -> Any:
 def component_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for name, model in list(_MODELS.items()):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = response_adapter(model).json_schema(ref_template="#/components/schemas/{model}")
         for def_name, definition in schema.get("$defs", {}).items():
             schemas[def_name] = _to_oas30(definition)
         schemas[name] = _to_oas30(schema)
@@ -185,7 +201,7 @@ def doc(
     body_content_types: Iterable[str] = ("application/json",),
     query: type[BaseModel] | None = None,
     path_params: dict[str, dict[str, Any]] | None = None,
-    ok: tuple[int, type[BaseModel] | dict[str, Any] | None] = (200, None),
+    ok: tuple[int, type | dict[str, Any] | None] = (200, None),
     ok_content_type: str = "application/json",
     errors: Iterable[int] = (),
     secured: bool = True,

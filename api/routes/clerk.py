@@ -11,8 +11,9 @@ from sanic.response import json
 from api.fields import IdNumber
 from api.guards import current_principal, requires
 from api.openapi import doc
-from api.routes.properties import RIGHTS_CURSOR, PropertyItem, PropertyQuery, page_out
+from api.routes.properties import RIGHTS_CURSOR, PropertyQuery, page_out
 from api.validation import parse_json
+from services.registry.models import PropertyItem, QuerySubject
 from services.registry.reads import CLERK_PURPOSES
 
 bp = Blueprint("clerk", url_prefix="/api/v1/clerk")
@@ -36,12 +37,6 @@ class ClerkPropertyQuery(PropertyQuery):
         description="the application, case or official letter number the query rests on",
         examples=["查询申请 2026-310115-000123"],
     )
-
-
-class QuerySubject(BaseModel):
-    id_number: str = Field(description="masked: first 4 and last 4", examples=["3101**********0025"])
-    name: str | None = Field(description="in full, for the clerk; null when not in the register")
-    in_register: bool = Field(description="false: the register has no record of this person at all")
 
 
 class ClerkPropertyPage(BaseModel):

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import RootModel
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
 
 from api.guards import current_principal, requires
 from api.openapi import doc
-from services.identity.accounts import profile
+from services.identity.accounts import CitizenProfile, ClientProfile, StaffProfile, profile
 
 bp = Blueprint("me", url_prefix="/api/v1")
 
 
-class Profile(BaseModel):
-    subject: str
-    role: str
-    name: str | None = None
-    id_number: str | None = None
-    phone: str | None = None
-    username: str | None = None
-    office_code: str | None = None
-    bank_code: str | None = None
-    scopes: list[str] | None = None
+class Profile(RootModel[CitizenProfile | StaffProfile | ClientProfile]):
+    """A citizen's, a clerk's or admin's, or a bank client's profile (services/identity/accounts.py)."""
 
 
 @bp.get("/me")

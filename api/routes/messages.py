@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
@@ -22,6 +19,7 @@ from api.routes.properties import (
 )
 from api.validation import parse_query
 from services.messages import inbox as messages
+from services.messages.inbox import MessageView
 
 bp = Blueprint("messages", url_prefix="/api/v1")
 
@@ -34,19 +32,10 @@ class MessageQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
 
 
-class Message(BaseModel):
-    message_id: int
-    kind: str = Field(examples=["property_change"], description="property_change | guardian_query")
-    title: str
-    body: str
-    data: dict[str, Any]
-    created_at: datetime
-    read: bool
-    read_at: datetime | None
-
-
 class MessagePage(BaseModel):
-    items: list[Message]
+    """The envelope of InboxPage: its fields, the position replaced by the cursor."""
+
+    items: list[MessageView]
     unread_count: int = Field(description="in the whole inbox, not only this page")
     next_cursor: str | None
 
@@ -76,7 +65,7 @@ async def list_messages(request: Request) -> HTTPResponse:
     summary="Mark a message read (idempotent)",
     tag="messages",
     path_params={"message_id": ID_PARAM},
-    ok=(200, Message),
+    ok=(200, MessageView),
     errors=(403, 404),
 )
 @requires("citizen")

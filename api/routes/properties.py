@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json as jsonlib
-from datetime import date, datetime
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
@@ -15,9 +15,11 @@ from sanic.response import json
 from api.guards import current_principal, requires
 from api.openapi import doc
 from api.validation import parse_query
-from services.audit import log as audit
+from services import audit
+from services.audit import AccessLogItem
 from services.errors import InvalidCursor, NotFound
 from services.registry import PageRequest
+from services.registry.models import PropertyItem, PropertyRecord
 from services.registry.properties import PropertyFilters
 
 bp = Blueprint("properties", url_prefix="/api/v1")
@@ -94,94 +96,11 @@ class PropertyQuery(BaseModel):
         return PageRequest(self.filters(), decode_cursor(RIGHTS_CURSOR, self.cursor), self.limit)
 
 
-class CoHolder(BaseModel):
-    kind: Literal["person", "organisation"]
-    name: str = Field(description="persons masked (张*), organisations in full; never an ID number")
-    share: str = Field(examples=["0.5"])
-
-
-class MortgageView(BaseModel):
-    mortgage_id: int
-    certificate_number: str
-    mortgagee: str = Field(description="the bank's name")
-    amount_fen: int
-    term_start: date
-    term_end: date
-    status: Literal["active", "cancelled"]
-    registered_at: datetime
-    cancelled_at: datetime | None
-
-
-class EncumbranceView(BaseModel):
-    encumbrance_id: int
-    authority: str
-    document_number: str
-    starts_on: date
-    ends_on: date | None
-    status: Literal["active", "lifted"]
-    registered_at: datetime
-    lifted_at: datetime | None
-
-
-class Encumbrances(BaseModel):
-    mortgages: list[MortgageView]
-    seizures: list[EncumbranceView]
-    objections: list[EncumbranceView]
-
-
-class PropertyItem(BaseModel):
-    right_id: int
-    certificate_number: str
-    right_type: str
-    co_ownership: str
-    status: Literal["current", "historical"]
-    unit_number: str
-    address: str
-    district_code: str
-    district_name: str | None
-    use: str
-    area_m2: str = Field(examples=["89.50"])
-    share: str = Field(description="the data subject's share of the right", examples=["1"])
-    co_holders: list[CoHolder]
-    registered_at: datetime
-    ended_at: datetime | None
-    encumbrances: Encumbrances = Field(description="active ones only")
-    registration_in_progress: bool = Field(
-        description="a case on the unit is applied, accepted, reviewing, or registered but not yet issued"
-    )
-
-
 class PropertyPage(BaseModel):
+    """The envelope of a property list: the items are the service's PropertyItem."""
+
     items: list[PropertyItem]
     next_cursor: str | None
-
-
-class EarlierRight(BaseModel):
-    right_type: str
-    status: str
-    registered_at: datetime
-    ended_at: datetime | None
-    holders: list[str] = Field(description="masked names")
-
-
-class CaseView(BaseModel):
-    case_number: str
-    kind: str
-    state: str
-    in_progress: bool
-    reason: str | None
-    applied_at: datetime
-    updated_at: datetime
-
-
-class History(BaseModel):
-    earlier_rights: list[EarlierRight]
-    cases: list[CaseView]
-
-
-class PropertyRecord(PropertyItem):
-    encumbrance_history: Encumbrances = Field(description="active, cancelled and lifted")
-    history: History
 
 
 class AccessLogQuery(BaseModel):
@@ -192,27 +111,16 @@ class AccessLogQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
 
 
-class AccessLogItem(BaseModel):
-    seq: int
-    occurred_at: datetime
-    reader_role: str = Field(examples=["guardian"], description="citizen | guardian | clerk | admin | bank")
-    reader: str = Field(description="masked name, or the organisation's name; 本人 for yourself")
-    by_self: bool
-    action: str = Field(examples=["property.list"])
-    object_type: str
-    object_id: str | None
-    purpose: str = Field(examples=["guardian_query"])
-    request_id: str | None
-
-
 class AccessLogPage(BaseModel):
     items: list[AccessLogItem]
     next_cursor: str | None
 
 
-def page_out(page: dict[str, Any], kind: str, position_key: str = "next_after") -> dict[str, Any]:
-    body = {k: v for k, v in page.items() if k != position_key}
-    body["next_cursor"] = encode_cursor(kind, page.get(position_key))
+def page_out(page: Any, kind: str, position_key: str = "next_after") -> dict[str, Any]:
+    """A service's page (a dataclass) as the response body: its fields in order, the position
+    (`position_key`) replaced by the opaque `next_cursor`."""
+    body = {f.name: getattr(page, f.name) for f in fields(page) if f.name != position_key}
+    body["next_cursor"] = encode_cursor(kind, getattr(page, position_key))
     return body
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import empty, json
@@ -25,6 +22,7 @@ from api.routes.properties import (
 )
 from api.validation import parse_json, parse_query
 from services.guardianship import links as guardianship
+from services.guardianship.links import WardView
 
 bp = Blueprint("wards", url_prefix="/api/v1")
 
@@ -45,24 +43,8 @@ class WardLinkRequest(BaseModel):
     )
 
 
-class Ward(BaseModel):
-    ward_id: int
-    id_number: str = Field(description="masked: first 4 and last 4", examples=["3101**********0025"])
-    name: str | None = Field(description="masked; null when the minor holds nothing in the register")
-    relation: str | None
-    status: Literal["active", "suspended", "ended"] = Field(
-        description=(
-            "suspended: the civil registry refused the guardianship (link again once it is "
-            "restored); ended: the ward turned 18, or you ended the link"
-        )
-    )
-    linked_at: datetime
-    verified_at: datetime
-    access_ends_on: date = Field(description="the ward's 18th birthday")
-
-
 class WardList(BaseModel):
-    items: list[Ward]
+    items: list[WardView]
 
 
 def _request_id(request: Request) -> str | None:
@@ -80,7 +62,7 @@ def _request_id(request: Request) -> str | None:
     ),
     tag="wards",
     body=WardLinkRequest,
-    ok=(201, Ward),
+    ok=(201, WardView),
     errors=(403, 429, 503),
 )
 @requires("citizen")

@@ -14,6 +14,7 @@ from services.audit.log import (
     reader_for,
     record_access,
 )
+from services.audit.models import AccessLogItem, AccessLogPage
 
 __all__ = [
     "PROPERTY_DETAIL",
@@ -21,6 +22,8 @@ __all__ = [
     "PURPOSE_GUARDIAN",
     "PURPOSE_SELF",
     "SELF_DISPLAY",
+    "AccessLogItem",
+    "AccessLogPage",
     "Reader",
     "access_log_for",
     "reader_for",

@@ -41,7 +41,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from services.audit.models import AccessLogEntry, AccessLogHead
+from services.audit.models import AccessLogEntry, AccessLogHead, AccessLogItem, AccessLogPage
 from services.clock import SHANGHAI, Clock
 from services.db import dialect
 from services.identifiers import mask_name
@@ -348,24 +348,24 @@ async def verify_chain(*, batch_size: int = 2000) -> ChainReport:
 # --- the citizen's view --------------------------------------------------------------------------
 
 
-def _entry_view(row: AccessLogEntry, person_id: int) -> dict[str, Any]:
-    return {
-        "seq": row.seq,
-        "occurred_at": row.occurred_at.astimezone(SHANGHAI).isoformat(),
-        "reader_role": row.reader_role,
-        "reader": row.reader_display,
-        "by_self": row.reader_subject == f"person:{person_id}",
-        "action": row.action,
-        "object_type": row.object_type,
-        "object_id": None if row.purpose in CONFIDENTIAL_REFERENCE_PURPOSES else row.object_id,
-        "purpose": row.purpose,
-        "request_id": row.request_id,
-    }
+def _entry_view(row: AccessLogEntry, person_id: int) -> AccessLogItem:
+    return AccessLogItem(
+        seq=row.seq,
+        occurred_at=row.occurred_at.astimezone(SHANGHAI),
+        reader_role=row.reader_role,
+        reader=row.reader_display,
+        by_self=row.reader_subject == f"person:{person_id}",
+        action=row.action,
+        object_type=row.object_type,
+        object_id=None if row.purpose in CONFIDENTIAL_REFERENCE_PURPOSES else row.object_id,
+        purpose=row.purpose,
+        request_id=row.request_id,
+    )
 
 
 async def access_log_for(
     *, person_id: int, before_seq: int | None, limit: int, others_only: bool = False
-) -> dict[str, Any]:
+) -> AccessLogPage:
     """Reads of the person's data, newest first. Reads made by a guardian while the person had
     no row in the register were logged under their ID number's blind index: they are included."""
     person = await Person.get_or_none(id=person_id).only("id", "id_number_index")
@@ -380,7 +380,7 @@ async def access_log_for(
     rows = await query.order_by("-seq").limit(limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return {
-        "items": [_entry_view(r, person_id) for r in rows],
-        "next_before": rows[-1].seq if more and rows else None,
-    }
+    return AccessLogPage(
+        items=tuple(_entry_view(r, person_id) for r in rows),
+        next_before=rows[-1].seq if more and rows else None,
+    )

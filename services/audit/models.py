@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -42,3 +47,31 @@ class AccessLogHead(Model):
 
     class Meta:
         table = "access_log_head"
+
+
+# --- the citizen's view of the log (services/audit/log.py:access_log_for), described once --------
+# The API documents and validates `GET /me/access-log` from these (api/openapi.py).
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogItem:
+    seq: int
+    occurred_at: datetime
+    reader_role: Annotated[
+        str, Field(examples=["guardian"], description="citizen | guardian | clerk | admin | bank")
+    ]
+    reader: Annotated[str, Field(description="masked name, or the organisation's name; 本人 for yourself")]
+    by_self: bool
+    action: Annotated[str, Field(examples=["property.list"])]
+    object_type: str
+    object_id: str | None
+    purpose: Annotated[str, Field(examples=["guardian_query"])]
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogPage:
+    """`next_before` is the last seq of the page when older entries follow."""
+
+    items: tuple[AccessLogItem, ...]
+    next_before: int | None

@@ -25,8 +25,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
@@ -54,6 +55,32 @@ NOT_VERIFIED = "NOT_VERIFIED"
 ENDED_BY_GUARDIAN = "ENDED_BY_GUARDIAN"
 
 
+@dataclass(frozen=True, slots=True)
+class WardView:
+    """A link as its guardian sees it (the API's response shape; Field annotations document it)."""
+
+    ward_id: int
+    id_number: Annotated[
+        str, Field(description="masked: first 4 and last 4", examples=["3101**********0025"])
+    ]
+    name: Annotated[
+        str | None, Field(description="masked; null when the minor holds nothing in the register")
+    ]
+    relation: str | None
+    status: Annotated[
+        Literal["active", "suspended", "ended"],
+        Field(
+            description=(
+                "suspended: the civil registry refused the guardianship (link again once it is "
+                "restored); ended: the ward turned 18, or you ended the link"
+            )
+        ),
+    ]
+    linked_at: datetime
+    verified_at: datetime
+    access_ends_on: Annotated[date, Field(description="the ward's 18th birthday")]
+
+
 @dataclass(frozen=True)
 class Verdict:
     verified: bool
@@ -76,20 +103,18 @@ async def _verify(civil_registry: CivilRegistry, guardian_id_number: str, ward_i
     return Verdict(check.verified, check.relation, None if check.verified else check.reason)
 
 
-def _ward_view(
-    link: GuardianshipLink, ward_id_number: str, ward_name: str | None, today: date
-) -> dict[str, Any]:
+def _ward_view(link: GuardianshipLink, ward_id_number: str, ward_name: str | None, today: date) -> WardView:
     status = ENDED if link.status == ACTIVE and today >= link.access_ends_on else link.status
-    return {
-        "ward_id": link.id,
-        "id_number": mask_id_number(ward_id_number),
-        "name": mask_name(ward_name) if ward_name else None,
-        "relation": link.relation,
-        "status": status,
-        "linked_at": link.linked_at.astimezone(SHANGHAI).isoformat(),
-        "verified_at": link.verified_at.astimezone(SHANGHAI).isoformat(),
-        "access_ends_on": link.access_ends_on.isoformat(),
-    }
+    return WardView(
+        ward_id=link.id,
+        id_number=mask_id_number(ward_id_number),
+        name=mask_name(ward_name) if ward_name else None,
+        relation=link.relation,
+        status=status,  # type: ignore[arg-type]
+        linked_at=link.linked_at.astimezone(SHANGHAI),
+        verified_at=link.verified_at.astimezone(SHANGHAI),
+        access_ends_on=link.access_ends_on,
+    )
 
 
 # --- linking -------------------------------------------------------------------------------------
@@ -105,7 +130,7 @@ async def link_ward(
     limiter: RateLimiter,
     clock: Clock,
     attempts_per_day: int,
-) -> dict[str, Any]:
+) -> WardView:
     """Link a minor after the civil registry verified the guardianship; re-linking a suspended
     link verifies again. Nothing is stored unless the registry said yes."""
     guardian = await Person.get_or_none(id=guardian_person_id)
@@ -172,7 +197,7 @@ async def list_wards(
     civil_registry: CivilRegistry,
     feed: GuardianshipFeed,
     clock: Clock,
-) -> list[dict[str, Any]]:
+) -> list[WardView]:
     """The guardian's links. The feed is synced and links it flagged are verified again first, so
     a withdrawn guardianship shows `suspended`; when the registry cannot be reached, the last
     known state is shown (this list reveals nothing about the minor)."""

@@ -5,7 +5,6 @@ other guardians (alerts.py), write the access log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -19,7 +18,14 @@ from services.guardianship.links import WardAccess, open_ward
 from services.identifiers import mask_name
 from services.kv import KeyValueStore
 from services.pii import PiiVault
-from services.registry import PageRequest, cached_properties, property_detail
+from services.registry import (
+    EMPTY_PAGE,
+    EncodedPropertyPage,
+    PageRequest,
+    PropertyRecord,
+    cached_properties,
+    property_detail,
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,9 @@ class WardReads:
 
     async def properties(
         self, *, guardian_person_id: int, link_id: int, page: PageRequest, request_id: str | None
-    ) -> dict[str, Any]:
+    ) -> EncodedPropertyPage:
         access = await self._open(guardian_person_id, link_id)
-        found: dict[str, Any] = {"items": [], "next_after": None}
+        found = EMPTY_PAGE
         if access.ward_person_id is not None:
             found = await cached_properties(
                 person_id=access.ward_person_id,
@@ -77,7 +83,7 @@ class WardReads:
 
     async def property(
         self, *, guardian_person_id: int, link_id: int, right_id: int, request_id: str | None
-    ) -> dict[str, Any]:
+    ) -> PropertyRecord:
         access = await self._open(guardian_person_id, link_id)
         if access.ward_person_id is None:
             raise NotFound(right_id=right_id)

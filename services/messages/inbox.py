@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
 
+from pydantic import Field
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.clock import SHANGHAI, Clock
@@ -35,22 +38,41 @@ async def post_message(
     )
 
 
-def _view(message: InboxMessage) -> dict[str, Any]:
-    return {
-        "message_id": message.id,
-        "kind": message.kind,
-        "title": message.title,
-        "body": message.body,
-        "data": message.data,
-        "created_at": message.created_at.astimezone(SHANGHAI).isoformat(),
-        "read": message.read_at is not None,
-        "read_at": message.read_at.astimezone(SHANGHAI).isoformat() if message.read_at else None,
-    }
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    message_id: int
+    kind: Annotated[str, Field(examples=[PROPERTY_CHANGE], description="property_change | guardian_query")]
+    title: str
+    body: str
+    data: dict[str, Any]
+    created_at: datetime
+    read: bool
+    read_at: datetime | None
 
 
-async def inbox(
-    *, person_id: int, before_id: int | None, limit: int, unread_only: bool = False
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """`next_before` is the last message id of the page when older messages follow."""
+
+    items: tuple[MessageView, ...]
+    unread_count: Annotated[int, Field(description="in the whole inbox, not only this page")]
+    next_before: int | None
+
+
+def _view(message: InboxMessage) -> MessageView:
+    return MessageView(
+        message_id=message.id,
+        kind=message.kind,
+        title=message.title,
+        body=message.body,
+        data=message.data,
+        created_at=message.created_at.astimezone(SHANGHAI),
+        read=message.read_at is not None,
+        read_at=message.read_at.astimezone(SHANGHAI) if message.read_at else None,
+    )
+
+
+async def inbox(*, person_id: int, before_id: int | None, limit: int, unread_only: bool = False) -> InboxPage:
     """Newest first; the unread count covers the whole inbox, not the page."""
     query = InboxMessage.filter(person_id=person_id)
     if unread_only:
@@ -61,14 +83,14 @@ async def inbox(
     more = len(rows) > limit
     rows = rows[:limit]
     unread = await InboxMessage.filter(person_id=person_id, read_at__isnull=True).count()
-    return {
-        "items": [_view(m) for m in rows],
-        "unread_count": unread,
-        "next_before": rows[-1].id if more and rows else None,
-    }
+    return InboxPage(
+        items=tuple(_view(m) for m in rows),
+        unread_count=unread,
+        next_before=rows[-1].id if more and rows else None,
+    )
 
 
-async def mark_read(*, person_id: int, message_id: int, clock: Clock) -> dict[str, Any]:
+async def mark_read(*, person_id: int, message_id: int, clock: Clock) -> MessageView:
     """Idempotent: the first read time stays. Someone else's message is NotFound."""
     await InboxMessage.filter(id=message_id, person_id=person_id, read_at__isnull=True).update(
         read_at=clock.now()

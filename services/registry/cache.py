@@ -22,6 +22,11 @@ not an increment, so concurrent writers need no read-modify-write, and an evicte
 token is simply recreated (an old stamp can never equal a fresh random token). One entry per
 person and query shape exists at a time: a newer list overwrites the stale one.
 
+What is cached is the page's items as JSON bytes (serialised once, by orjson, when the page is
+read from the database) and the next position: a hit is handed to the response as an
+`orjson.Fragment` without being parsed, rebuilt or validated, so the hot path costs two byte
+splits. The entry is `token|next_after|items` (`next_after` empty on the last page).
+
 The only stale window is between the commit and the bump (the writer's own next statement). If
 the bump itself fails (Redis down), it is retried once and logged; the entry TTL bounds what a
 lost bump can cost. A KV failure on the read path falls back to the database.
@@ -36,12 +41,15 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
+
 from services.kv import KeyValueStore
+from services.registry.models import EncodedPropertyPage, PropertyPage
 
 log = logging.getLogger("estate.cache")
 
 _GEN_PREFIX = "props:gen:"
-_LIST_PREFIX = "props:list:"
+_LIST_PREFIX = "props:list:v2:"  # v2: token|next_after|items (v1 held the whole page as JSON)
 _STAMP_SEPARATOR = b"|"
 GEN_TTL_S = 7 * 24 * 3600  # longer than any entry; when it lapses the next reader makes a new one
 
@@ -55,12 +63,29 @@ def _fingerprint(params: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-def _stamped_payload(entry: bytes | None, generation: bytes) -> bytes | None:
-    """The cached JSON if `entry` carries the current generation, else None."""
+def _encode(page: PropertyPage) -> EncodedPropertyPage:
+    return EncodedPropertyPage(orjson.Fragment(orjson.dumps(page.items)), page.next_after)
+
+
+def _entry(generation: bytes, page: PropertyPage) -> tuple[bytes, EncodedPropertyPage]:
+    """The cache entry for `page` and the page it serves: the items are serialised once."""
+    items = orjson.dumps(page.items)
+    position = b"" if page.next_after is None else str(page.next_after).encode()
+    entry = _STAMP_SEPARATOR.join((generation, position, items))
+    return entry, EncodedPropertyPage(orjson.Fragment(items), page.next_after)
+
+
+def _stamped_page(entry: bytes | None, generation: bytes) -> EncodedPropertyPage | None:
+    """The cached page if `entry` carries the current generation, else None."""
     if entry is None:
         return None
-    stamp, separator, payload = entry.partition(_STAMP_SEPARATOR)
-    return payload if separator and stamp == generation else None
+    stamp, separator, rest = entry.partition(_STAMP_SEPARATOR)
+    if not separator or stamp != generation:
+        return None
+    next_after, separator, items = rest.partition(_STAMP_SEPARATOR)
+    if not separator:
+        return None
+    return EncodedPropertyPage(orjson.Fragment(items), int(next_after) if next_after else None)
 
 
 async def cached_property_list(
@@ -69,8 +94,8 @@ async def cached_property_list(
     person_id: int,
     params: dict[str, Any],
     ttl_s: float,
-    load: Callable[[], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
+    load: Callable[[], Awaitable[PropertyPage]],
+) -> EncodedPropertyPage:
     """The person's list for `params` (filters, cursor, limit): from the cache, or `load()` and store."""
     key = f"{_LIST_PREFIX}{person_id}:{_fingerprint(params)}"
     try:
@@ -80,15 +105,13 @@ async def cached_property_list(
             await kv.set(_gen_key(person_id), generation, ttl_s=GEN_TTL_S)
     except Exception:  # the cache is an optimisation: a KV outage must not fail the read
         log.warning("property cache unavailable; reading the database", exc_info=True)
-        return await load()
-    payload = _stamped_payload(entry, generation)
-    if payload is not None:
-        cached: dict[str, Any] = json.loads(payload)
+        return _encode(await load())
+    cached = _stamped_page(entry, generation)
+    if cached is not None:
         return cached
-    page = await load()
+    value, page = _entry(generation, await load())
     try:
-        body = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
-        await kv.set(key, generation + _STAMP_SEPARATOR + body, ttl_s=ttl_s)
+        await kv.set(key, value, ttl_s=ttl_s)
     except Exception:
         log.warning("property cache write failed", exc_info=True)
     return page

@@ -1,4 +1,5 @@
-"""The real-estate register: the source of truth the citizen, guardian and bank features read.
+"""The real-estate register: the source of truth the citizen, guardian and bank features read;
+its rows (the Tortoise models) and, at the end, the shapes its read model returns.
 
 Personal data is stored encrypted with HMAC blind indexes for look-ups (services/pii.py); what a
 person row keeps in clear, and why, is in `Person`'s docstring. Household and guardianship
@@ -8,6 +9,12 @@ needed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import Field
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -182,3 +189,150 @@ class RegistrationCase(Model):
     class Meta:
         table = "registration_case"
         indexes = (Index(fields=("unit_id", "state")),)
+
+
+# --- the read model's shapes -----------------------------------------------------------------------
+# What services/registry/properties.py returns, and the one description of each shape: the API
+# documents and validates responses from these classes (`pydantic.TypeAdapter` over the
+# dataclasses, api/openapi.py), and orjson serialises them as they are, in field order, so the
+# field names, their order and the masking done in properties.py are the wire format. The
+# `Field(...)` annotations are documentation only; nothing here validates at run time. Times are
+# aware datetimes in Asia/Shanghai (ISO 8601 with `+08:00` on the wire), days are dates, areas and
+# shares decimal strings, money integer fen. They live here, with the rows, because they are as
+# public to other domains (a guardian's read returns them) as the rows are.
+
+
+@dataclass(frozen=True, slots=True)
+class CoHolder:
+    kind: Literal["person", "organisation"]
+    name: Annotated[str, Field(description="persons masked (张*), organisations in full; never an ID number")]
+    share: Annotated[str, Field(examples=["0.5"])]
+
+
+@dataclass(frozen=True, slots=True)
+class MortgageView:
+    mortgage_id: int
+    certificate_number: str
+    mortgagee: Annotated[str, Field(description="the bank's name")]
+    amount_fen: int
+    term_start: date
+    term_end: date
+    status: Literal["active", "cancelled"]
+    registered_at: datetime
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EncumbranceView:
+    encumbrance_id: int
+    authority: str
+    document_number: str
+    starts_on: date
+    ends_on: date | None
+    status: Literal["active", "lifted"]
+    registered_at: datetime
+    lifted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Encumbrances:
+    mortgages: tuple[MortgageView, ...]
+    seizures: tuple[EncumbranceView, ...]
+    objections: tuple[EncumbranceView, ...]
+
+
+NO_ENCUMBRANCES = Encumbrances((), (), ())
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyItem:
+    right_id: int
+    certificate_number: str
+    right_type: str
+    co_ownership: str
+    status: Literal["current", "historical"]
+    unit_number: str
+    address: str
+    district_code: str
+    district_name: str | None
+    use: str
+    area_m2: Annotated[str, Field(examples=["89.50"])]
+    share: Annotated[str, Field(description="the data subject's share of the right", examples=["1"])]
+    co_holders: tuple[CoHolder, ...]
+    registered_at: datetime
+    ended_at: datetime | None
+    encumbrances: Annotated[Encumbrances, Field(description="active ones only")]
+    registration_in_progress: Annotated[
+        bool,
+        Field(
+            description="a case on the unit is applied, accepted, reviewing, or registered but not yet issued"
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierRight:
+    right_type: str
+    status: str
+    registered_at: datetime
+    ended_at: datetime | None
+    holders: Annotated[tuple[str, ...], Field(description="masked names")]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    case_number: str
+    kind: str
+    state: str
+    in_progress: bool
+    reason: str | None
+    applied_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    earlier_rights: tuple[EarlierRight, ...]
+    cases: tuple[CaseView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyRecord(PropertyItem):
+    encumbrance_history: Annotated[Encumbrances, Field(description="active, cancelled and lifted")]
+    history: History
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyPage:
+    """One page as read from the database; `next_after` is the last right id when more follow."""
+
+    items: tuple[PropertyItem, ...]
+    next_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPropertyPage:
+    """A PropertyPage as the cache holds it: the items already serialised (a JSON array of
+    PropertyItem), so a cache hit is served without parsing, building or validating anything."""
+
+    items: orjson.Fragment
+    next_after: int | None
+
+
+EMPTY_PAGE = EncodedPropertyPage(orjson.Fragment(b"[]"), None)
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySubject:
+    id_number: Annotated[
+        str, Field(description="masked: first 4 and last 4", examples=["3101**********0025"])
+    ]
+    name: Annotated[str | None, Field(description="in full, for the clerk; null when not in the register")]
+    in_register: Annotated[bool, Field(description="false: the register has no record of this person at all")]
+
+
+@dataclass(frozen=True, slots=True)
+class ClerkLookup:
+    subject: QuerySubject
+    items: orjson.Fragment
+    next_after: int | None

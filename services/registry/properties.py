@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +22,20 @@ from services.identifiers import mask_name
 from services.kv import KeyValueStore
 from services.registry.cache import cached_property_list
 from services.registry.models import (
+    NO_ENCUMBRANCES,
+    CaseView,
+    CoHolder,
+    EarlierRight,
+    EncodedPropertyPage,
     Encumbrance,
+    Encumbrances,
+    EncumbranceView,
+    History,
     Mortgage,
+    MortgageView,
+    PropertyItem,
+    PropertyPage,
+    PropertyRecord,
     RealEstateUnit,
     RegistrationCase,
     Right,
@@ -49,12 +61,8 @@ class PropertyFilters:
     include_historical: bool = False
 
 
-def _local(moment: datetime | None) -> str | None:
-    return moment.astimezone(SHANGHAI).isoformat() if moment is not None else None
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _local(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(SHANGHAI) if moment is not None else None
 
 
 def _share(value: Decimal | float | int) -> str:
@@ -79,31 +87,31 @@ async def _holders_by_right(right_ids: list[int]) -> dict[int, list[dict[str, An
     return out
 
 
-def _mortgage(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "mortgage_id": row["id"],
-        "certificate_number": row["certificate_number"],
-        "mortgagee": row["mortgagee__name"],
-        "amount_fen": int(row["amount_fen"]),
-        "term_start": _day(row["term_start"]),
-        "term_end": _day(row["term_end"]),
-        "status": row["status"],
-        "registered_at": _local(row["registered_at"]),
-        "cancelled_at": _local(row["cancelled_at"]),
-    }
+def _mortgage(row: dict[str, Any]) -> MortgageView:
+    return MortgageView(
+        mortgage_id=row["id"],
+        certificate_number=row["certificate_number"],
+        mortgagee=row["mortgagee__name"],
+        amount_fen=int(row["amount_fen"]),
+        term_start=row["term_start"],
+        term_end=row["term_end"],
+        status=row["status"],
+        registered_at=row["registered_at"].astimezone(SHANGHAI),
+        cancelled_at=_local(row["cancelled_at"]),
+    )
 
 
-def _encumbrance(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "encumbrance_id": row["id"],
-        "authority": row["authority"],
-        "document_number": row["document_number"],
-        "starts_on": _day(row["starts_on"]),
-        "ends_on": _day(row["ends_on"]),
-        "status": row["status"],
-        "registered_at": _local(row["registered_at"]),
-        "lifted_at": _local(row["lifted_at"]),
-    }
+def _encumbrance(row: dict[str, Any]) -> EncumbranceView:
+    return EncumbranceView(
+        encumbrance_id=row["id"],
+        authority=row["authority"],
+        document_number=row["document_number"],
+        starts_on=row["starts_on"],
+        ends_on=row["ends_on"],
+        status=row["status"],
+        registered_at=row["registered_at"].astimezone(SHANGHAI),
+        lifted_at=_local(row["lifted_at"]),
+    )
 
 
 _MORTGAGE_FIELDS = (
@@ -132,22 +140,30 @@ _ENCUMBRANCE_FIELDS = (
 )
 
 
-async def _encumbrances_by_right(
-    right_ids: list[int], *, active_only: bool
-) -> tuple[dict[int, list[dict[str, Any]]], dict[int, dict[str, list[dict[str, Any]]]]]:
+async def _encumbrances_by_right(right_ids: list[int], *, active_only: bool) -> dict[int, Encumbrances]:
     mortgages = Mortgage.filter(right_id__in=right_ids)
     others = Encumbrance.filter(right_id__in=right_ids)
     if active_only:
         mortgages, others = mortgages.filter(status="active"), others.filter(status="active")
-    by_right_m: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in await mortgages.order_by("id").values(*_MORTGAGE_FIELDS):
-        by_right_m[int(row["right_id"])].append(_mortgage(row))
-    by_right_e: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(
-        lambda: {"seizure": [], "objection": []}
+    found: dict[int, dict[str, list[Any]]] = defaultdict(
+        lambda: {"mortgages": [], "seizure": [], "objection": []}
     )
+    for row in await mortgages.order_by("id").values(*_MORTGAGE_FIELDS):
+        found[int(row["right_id"])]["mortgages"].append(_mortgage(row))
     for row in await others.order_by("id").values(*_ENCUMBRANCE_FIELDS):
-        by_right_e[int(row["right_id"])].setdefault(str(row["kind"]), []).append(_encumbrance(row))
-    return by_right_m, by_right_e
+        found[int(row["right_id"])].setdefault(str(row["kind"]), []).append(_encumbrance(row))
+    return {
+        right_id: Encumbrances(tuple(lists["mortgages"]), tuple(lists["seizure"]), tuple(lists["objection"]))
+        for right_id, lists in found.items()
+    }
+
+
+def _active(encumbrances: Encumbrances) -> Encumbrances:
+    return Encumbrances(
+        tuple(m for m in encumbrances.mortgages if m.status == "active"),
+        tuple(e for e in encumbrances.seizures if e.status == "active"),
+        tuple(e for e in encumbrances.objections if e.status == "active"),
+    )
 
 
 async def _units_with_open_cases(unit_ids: list[int]) -> set[int]:
@@ -157,22 +173,22 @@ async def _units_with_open_cases(unit_ids: list[int]) -> set[int]:
     return {int(u) for u in rows}  # type: ignore[call-overload]
 
 
-def _shape(
+def _item_fields(
     right: Right,
     unit: RealEstateUnit,
     person_id: int,
     holders: list[dict[str, Any]],
-    mortgages: list[dict[str, Any]],
-    others: dict[str, list[dict[str, Any]]],
+    encumbrances: Encumbrances,
     in_progress: bool,
 ) -> dict[str, Any]:
+    """The fields of a PropertyItem, shared by the list's items and the detail's record."""
     mine = next((h for h in holders if h["person_id"] == person_id), None)
     co_holders = []
     for h in holders:
         if h is mine:
             continue
         kind, name = _holder_name(h)
-        co_holders.append({"kind": kind, "name": name, "share": _share(h["share"])})
+        co_holders.append(CoHolder(kind, name, _share(h["share"])))  # type: ignore[arg-type]
     return {
         "right_id": right.id,
         "certificate_number": right.certificate_number,
@@ -186,21 +202,17 @@ def _shape(
         "use": unit.use,
         "area_m2": f"{Decimal(unit.area_m2):.2f}",
         "share": _share(mine["share"]) if mine else "0",
-        "co_holders": co_holders,
-        "registered_at": _local(right.registered_at),
+        "co_holders": tuple(co_holders),
+        "registered_at": right.registered_at.astimezone(SHANGHAI),
         "ended_at": _local(right.ended_at),
-        "encumbrances": {
-            "mortgages": mortgages,
-            "seizures": others.get("seizure", []),
-            "objections": others.get("objection", []),
-        },
+        "encumbrances": encumbrances,
         "registration_in_progress": in_progress and right.status == "current",
     }
 
 
 async def list_properties(
     *, person_id: int, filters: PropertyFilters, after_id: int | None, limit: int
-) -> dict[str, Any]:
+) -> PropertyPage:
     """One page, ordered by right id: keyset pagination, so rights added while a client pages
     appear at the end and nothing already listed moves (no duplicates, no omissions)."""
     query = Right.filter(holders__person_id=person_id)
@@ -216,24 +228,25 @@ async def list_properties(
     more = len(rights) > limit
     rights = rights[:limit]
     ids = [r.id for r in rights]
-    items: list[dict[str, Any]] = []
-    if ids:
-        holders = await _holders_by_right(ids)
-        mortgages, others = await _encumbrances_by_right(ids, active_only=True)
-        open_units = await _units_with_open_cases(sorted({r.unit_id for r in rights}))  # type: ignore[attr-defined]
-        for r in rights:
-            items.append(
-                _shape(
-                    r,
-                    r.unit,
-                    person_id,
-                    holders[r.id],
-                    mortgages.get(r.id, []),
-                    others.get(r.id, {}),
-                    r.unit_id in open_units,  # type: ignore[attr-defined]
-                )
+    if not ids:
+        return PropertyPage((), None)
+    holders = await _holders_by_right(ids)
+    encumbrances = await _encumbrances_by_right(ids, active_only=True)
+    open_units = await _units_with_open_cases(sorted({r.unit_id for r in rights}))  # type: ignore[attr-defined]
+    items = tuple(
+        PropertyItem(
+            **_item_fields(
+                r,
+                r.unit,
+                person_id,
+                holders[r.id],
+                encumbrances.get(r.id, NO_ENCUMBRANCES),
+                r.unit_id in open_units,  # type: ignore[attr-defined]
             )
-    return {"items": items, "next_after": ids[-1] if more and ids else None}
+        )
+        for r in rights
+    )
+    return PropertyPage(items, ids[-1] if more else None)
 
 
 async def cached_properties(
@@ -244,7 +257,7 @@ async def cached_properties(
     limit: int,
     kv: KeyValueStore,
     ttl_s: float,
-) -> dict[str, Any]:
+) -> EncodedPropertyPage:
     params = {**asdict(filters), "after": after_id, "limit": limit}
     return await cached_property_list(
         kv=kv,
@@ -258,7 +271,7 @@ async def cached_properties(
 # --- one right -----------------------------------------------------------------------------------
 
 
-async def property_detail(*, person_id: int, right_id: int) -> dict[str, Any]:
+async def property_detail(*, person_id: int, right_id: int) -> PropertyRecord:
     """The full record of a right the person holds or held; NotFound otherwise (not a refusal,
     so that right ids cannot be probed)."""
     if not await RightHolder.exists(person_id=person_id, right_id=right_id):
@@ -273,51 +286,39 @@ async def property_detail(*, person_id: int, right_id: int) -> dict[str, Any]:
         .order_by("-registered_at", "-id")
     )
     holders = await _holders_by_right([right.id, *(e.id for e in earlier)])
-    mortgages, others = await _encumbrances_by_right([right.id], active_only=False)
+    every = (await _encumbrances_by_right([right.id], active_only=False)).get(right.id, NO_ENCUMBRANCES)
     cases = (
         await RegistrationCase.filter(unit_id=unit.id)
         .order_by("-applied_at", "-id")
         .values("case_number", "kind", "state", "reason", "applied_at", "updated_at", "right_id")
     )
     in_progress = any(c["state"] in OPEN_CASE_STATES for c in cases)
-    record = _shape(right, unit, person_id, holders[right.id], [], {}, in_progress)
-    active_m = [m for m in mortgages.get(right.id, []) if m["status"] == "active"]
-    all_others = others.get(right.id, {})
-    record["encumbrances"] = {
-        "mortgages": active_m,
-        "seizures": [e for e in all_others.get("seizure", []) if e["status"] == "active"],
-        "objections": [e for e in all_others.get("objection", []) if e["status"] == "active"],
-    }
-    record["encumbrance_history"] = {
-        "mortgages": mortgages.get(right.id, []),
-        "seizures": all_others.get("seizure", []),
-        "objections": all_others.get("objection", []),
-    }
-    record["history"] = {
-        "earlier_rights": [
-            {
-                "right_type": e.right_type,
-                "status": e.status,
-                "registered_at": _local(e.registered_at),
-                "ended_at": _local(e.ended_at),
-                "holders": [_holder_name(h)[1] for h in holders[e.id]],
-            }
+    history = History(
+        earlier_rights=tuple(
+            EarlierRight(
+                right_type=e.right_type,
+                status=e.status,
+                registered_at=e.registered_at.astimezone(SHANGHAI),
+                ended_at=_local(e.ended_at),
+                holders=tuple(_holder_name(h)[1] for h in holders[e.id]),
+            )
             for e in earlier
-        ],
-        "cases": [
-            {
-                "case_number": c["case_number"],
-                "kind": c["kind"],
-                "state": c["state"],
-                "in_progress": c["state"] in OPEN_CASE_STATES,
-                "reason": c["reason"],
-                "applied_at": _local(c["applied_at"]),
-                "updated_at": _local(c["updated_at"]),
-            }
+        ),
+        cases=tuple(
+            CaseView(
+                case_number=c["case_number"],
+                kind=c["kind"],
+                state=c["state"],
+                in_progress=c["state"] in OPEN_CASE_STATES,
+                reason=c["reason"],
+                applied_at=c["applied_at"].astimezone(SHANGHAI),
+                updated_at=c["updated_at"].astimezone(SHANGHAI),
+            )
             for c in cases
-        ],
-    }
-    return record
-
-
-# --- the use cases for oneself -------------------------------------------------------------------
+        ),
+    )
+    return PropertyRecord(
+        **_item_fields(right, unit, person_id, holders[right.id], _active(every), in_progress),
+        encumbrance_history=every,
+        history=history,
+    )

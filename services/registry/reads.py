@@ -6,7 +6,6 @@ The read model they serve is properties.py; the access log is services/audit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from services import audit
 from services.clock import Clock
@@ -15,7 +14,14 @@ from services.identity import Principal
 from services.kv import KeyValueStore
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter, per_day, per_seconds
-from services.registry.models import Person
+from services.registry.models import (
+    EMPTY_PAGE,
+    ClerkLookup,
+    EncodedPropertyPage,
+    Person,
+    PropertyRecord,
+    QuerySubject,
+)
 from services.registry.properties import PropertyFilters, cached_properties, property_detail
 
 # 不动产登记资料查询暂行办法: who may ask a registration office, and on what grounds. The clerk
@@ -58,12 +64,14 @@ class PropertyReads:
         self._cache_ttl_s = cache_ttl_s
         self._clerk_limits = clerk_limits
 
-    async def own_list(self, *, person_id: int, page: PageRequest, request_id: str | None) -> dict[str, Any]:
+    async def own_list(
+        self, *, person_id: int, page: PageRequest, request_id: str | None
+    ) -> EncodedPropertyPage:
         found = await self._page(person_id, page)
         await self._log_own(person_id, audit.PROPERTY_LIST, "property_list", None, request_id)
         return found
 
-    async def own_detail(self, *, person_id: int, right_id: int, request_id: str | None) -> dict[str, Any]:
+    async def own_detail(self, *, person_id: int, right_id: int, request_id: str | None) -> PropertyRecord:
         record = await property_detail(person_id=person_id, right_id=right_id)
         await self._log_own(person_id, audit.PROPERTY_DETAIL, "right", right_id, request_id)
         return record
@@ -77,7 +85,7 @@ class PropertyReads:
         reference: str,
         page: PageRequest,
         request_id: str | None,
-    ) -> dict[str, Any]:
+    ) -> ClerkLookup:
         """A clerk looks a person up by ID number, at most `clerk_limits` = (per minute, per day)
         times; the limit counts per clerk, before the look-up, so parallel requests cannot pass
         it. The answer says whether the person is in the register at all (no rights is an answer
@@ -91,9 +99,7 @@ class PropertyReads:
         await self._limiter.hit(per_day(per_day_), "clerk-lookup-day", principal.subject)
         index = self._vault.blind_index(id_number)
         person = await Person.get_or_none(id_number_index=index).only("id", "name")
-        found: dict[str, Any] = (
-            {"items": [], "next_after": None} if person is None else await self._page(person.id, page)
-        )
+        found = EMPTY_PAGE if person is None else await self._page(person.id, page)
         await audit.record_access(
             reader=await audit.reader_for(principal),
             person_id=person.id if person else None,
@@ -105,14 +111,10 @@ class PropertyReads:
             request_id=request_id,
             clock=self._clock,
         )
-        subject = {
-            "id_number": mask_id_number(id_number),
-            "name": person.name if person else None,
-            "in_register": person is not None,
-        }
-        return {"subject": subject, **found}
+        subject = QuerySubject(mask_id_number(id_number), person.name if person else None, person is not None)
+        return ClerkLookup(subject, found.items, found.next_after)
 
-    async def _page(self, person_id: int, page: PageRequest) -> dict[str, Any]:
+    async def _page(self, person_id: int, page: PageRequest) -> EncodedPropertyPage:
         return await cached_properties(
             person_id=person_id,
             filters=page.filters,

@@ -279,7 +279,7 @@ async def _count_queries(person_id: int, limit: int) -> tuple[int, int]:
         logger.removeHandler(handler)
         logger.setLevel(level)
         logger.disabled = disabled
-    return len(handler.queries), len(page["items"])
+    return len(handler.queries), len(page.items)
 
 
 async def test_a_page_costs_the_same_few_queries_whatever_its_size(app, vault):
