@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -121,7 +122,61 @@ def cmd_demo(args: list[str]) -> int:
         return 130
 
 
+# Debian packages the tests use, each with what shows it is there (a command, or a file for fonts).
+# The same list as .ci/run's ensure_system_packages; tests/support/tools.py's require_tool fails a
+# test, naming the package, when one is still missing.
+TEST_PACKAGES: list[tuple[str, str]] = [
+    ("poppler-utils", "pdftoppm"),
+    ("zbar-tools", "zbarimg"),
+    ("chromium", "chromium"),
+    ("chromium-driver", "chromedriver"),
+    ("fonts-wqy-zenhei", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    ("fonts-hanazono", "/usr/share/fonts/truetype/hanazono/HanaMinB.ttf"),
+]
+APT_TIMEOUT_S = 600
+
+
+def _missing_test_packages() -> list[str]:
+    return [
+        package
+        for package, probe in TEST_PACKAGES
+        if not (Path(probe).exists() if probe.startswith("/") else shutil.which(probe))
+    ]
+
+
+def _apt(arguments: list[str]) -> bool:
+    command = ["apt-get", *arguments]
+    say("$ " + " ".join(command))
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        return subprocess.run(command, env=env, timeout=APT_TIMEOUT_S, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        say(f"apt-get did not finish within {APT_TIMEOUT_S}s")
+        return False
+
+
+def ensure_test_packages() -> None:
+    """Best effort: install missing test tools as root with apt-get; otherwise say how."""
+    missing = _missing_test_packages()
+    if not missing:
+        return
+    line = "apt-get install -y --no-install-recommends " + " ".join(missing)
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if not (is_root and shutil.which("apt-get")):
+        say(f"missing {', '.join(missing)}: the tests that need them will fail. Install with:")
+        say(f"  sudo apt-get update && sudo {line}")
+        return
+    say(f"installing what the tests need: {', '.join(missing)}")
+    if not _apt(["update", "-qq"]):
+        say("apt-get update failed; trying the install with the package lists there are")
+    _apt(["install", "-y", "-qq", "--no-install-recommends", *missing])
+    still = _missing_test_packages()
+    if still:
+        say(f"could not install {', '.join(still)}: the tests that need them will fail. Try: {line}")
+
+
 def cmd_test(args: list[str]) -> int:
+    ensure_test_packages()
     return run([PYTHON, "-m", "pytest", *COVERAGE_ARGS, *args], env=venv_env())
 
 

@@ -24,7 +24,9 @@ from typing import Any
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
+from api.container import certificate_keyring
 from api.observability import configure_logging
+from certificates.keys import CertificateKeyring
 from config.settings import Settings, load_settings
 from services.identity.install_keys import with_install_secrets
 
@@ -166,6 +168,16 @@ async def _audit_verify(settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def _certificate_keys(settings: Settings, command: str) -> int:
+    directory = settings.certificate_keys_dir or settings.key_dir / "certificates"
+    if command == "rotate":
+        certificate_keyring(settings)  # refuses a broken directory before adding to it
+        kid = CertificateKeyring.rotate(directory)
+        print(f"new current certificate key {kid} in {directory}; restart the service to sign with it")
+    print(json.dumps(certificate_keyring(settings).jwks(), indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     purge.add_argument("--older-than-days", type=float, help="default: ESTATE_OUTBOX_RETENTION_DAYS")
     au = sub.add_parser("audit")
     au.add_subparsers(dest="audit_command", required=True).add_parser("verify")
+    ck = sub.add_parser("certificate-keys", help="the certificate signing keys (docs/certificates.md)")
+    ck_sub = ck.add_subparsers(dest="keys_command", required=True)
+    ck_sub.add_parser("rotate", help="make a new current key; older ones keep verifying (restart after)")
+    ck_sub.add_parser("list", help="print the published JWK Set")
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {}
@@ -227,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_outbox(settings, args))
     elif args.command == "audit":
         sys.exit(asyncio.run(_audit_verify(settings)))
+    elif args.command == "certificate-keys":
+        sys.exit(_certificate_keys(settings, args.keys_command))
     else:  # pragma: no cover - argparse rejects unknown commands
         parser.error(f"unknown command {args.command}")
     sys.exit(0)

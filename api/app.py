@@ -11,10 +11,11 @@ import orjson
 from sanic import Sanic
 from sanic_ext import Extend
 
-from api import errors, observability, openapi
+from api import errors, observability, openapi, pages
 from api.container import start_services, stop_services
 from api.routes import admin as admin_routes
 from api.routes import auth as auth_routes
+from api.routes import certificates as certificates_routes
 from api.routes import clerk as clerk_routes
 from api.routes import health as health_routes
 from api.routes import me as me_routes
@@ -73,6 +74,8 @@ def create_app(
             "OAS_AUTODOC": False,
             "OAS_IGNORE_HEAD": True,
             "OAS_IGNORE_OPTIONS": True,
+            # Swagger UI from our own package and origin, never a CDN (api/pages).
+            **pages.swagger_ui_config(title=API_TITLE),
             "CORS": False,
             "HEALTH": False,
             "REQUEST_MAX_SIZE": 2 * 1024 * 1024,
@@ -94,6 +97,7 @@ def create_app(
     app.ctx.settings = settings
     observability.install(app)
     errors.register_error_handlers(app)
+    pages.install(app)  # the `pages` blueprint (/clerk/verify, /v, /assets) and page headers
     for blueprint in (
         health_routes.bp,
         auth_routes.bp,
@@ -103,6 +107,7 @@ def create_app(
         wards_routes.bp,
         clerk_routes.bp,
         messages_routes.bp,
+        certificates_routes.bp,
     ):
         app.blueprint(blueprint)
     openapi.install(app)

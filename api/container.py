@@ -17,9 +17,16 @@ import httpx
 from tortoise.context import TortoiseContext
 
 from api.outbox_handlers import build_handlers
+from certificates.keys import CertificateKeyring
 from config.settings import Profile, Settings
 from integrations.banks.config import load_banks, refuse_demo_secrets
 from integrations.factory import Integrations, SimulatorSuite, build_integrations
+from services.certificates import (
+    Catalogue,
+    CertificatePolicy,
+    CertificateService,
+    CertificateVerifier,
+)
 from services.clock import Clock, SystemClock
 from services.db import apply_migrations, close_database, open_database
 from services.guardianship.feed import GuardianshipFeed
@@ -53,6 +60,8 @@ class Services:
     property_reads: PropertyReads
     ward_reads: WardReads
     outbox_handlers: HandlerTable
+    certificates: CertificateService
+    verifier: CertificateVerifier
     simulators: SimulatorSuite | None = None
     demo: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -99,8 +108,31 @@ async def start_services(
         policy=AuthPolicy.from_settings(settings),
         otp_secret=settings.secret_key.get_secret_value(),
     )
+    keyring = certificate_keyring(settings)
+    catalogue = Catalogue.load(settings.certificates_file)
+    certificates = CertificateService(
+        keyring=keyring,
+        font_files=settings.certificate_font_files,
+        catalogue=catalogue,
+        vault=vault,
+        civil_registry=integrations.civil_registry,
+        limiter=limiter,
+        clock=clock,
+        policy=CertificatePolicy(
+            public_base_url=settings.base_url,
+            presentation_ttl_s=settings.certificate_presentation_ttl_s,
+            issues_per_day=settings.certificate_issues_per_day,
+        ),
+    )
+    verifier = CertificateVerifier(
+        keyring=keyring,
+        catalogue=catalogue,
+        limiter=limiter,
+        clock=clock,
+        public_per_minute=settings.public_verifications_per_minute,
+    )
     # Once, before anything can enqueue: enqueue refuses a topic not in it (services/outbox/handlers.py).
-    outbox_handlers = build_handlers(integrations, vault=vault, auth=auth)
+    outbox_handlers = build_handlers(integrations, vault=vault, auth=auth, certificates=certificates)
     register_handlers(outbox_handlers)
     feed = GuardianshipFeed(
         civil_registry=integrations.civil_registry,
@@ -144,12 +176,22 @@ async def start_services(
             ),
         ),
         outbox_handlers=outbox_handlers,
+        certificates=certificates,
+        verifier=verifier,
         simulators=simulators,
     )
     await auth.restore_revocations()
     if settings.load_demo_data:
         await load_demo(services)
     return services
+
+
+def certificate_keyring(settings: Settings) -> CertificateKeyring:
+    """Production loads the configured keys (and refuses to start without them, config/settings.py);
+    the embedded profile makes the install's own under key_dir on first start."""
+    if settings.certificate_keys_dir is not None and settings.profile is Profile.PRODUCTION:
+        return CertificateKeyring.load(settings.certificate_keys_dir)
+    return CertificateKeyring.ensure(settings.certificate_keys_dir or settings.key_dir / "certificates")
 
 
 async def load_demo(services: Services) -> None:

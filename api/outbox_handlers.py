@@ -5,8 +5,8 @@ delivers it. Built here, in the composition root, so that no domain module impor
 Each handler receives its topic's payload dataclass and passes the message's idempotency key,
 which the external system dedupes on. `api/container.py:start_services` builds the table once and
 registers it (`services.outbox.register_handlers`): from then on `enqueue` refuses any topic that
-is not in it. A topic a domain declares without a handler here (today `elicense.store_license`,
-whose feature has not landed) can therefore not be enqueued at all, instead of failing at delivery.
+is not in it. A topic a domain declares without a handler here can therefore not be enqueued at
+all, instead of failing at delivery.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from services.cases.topics import (
     TransferDeclaration,
     UtilityAccountTransfer,
 )
-from services.certificates.topics import ELICENSE_REVOKE, RevokeLicense
+from services.certificates import CertificateService, file_license, revoke_license
+from services.certificates.models import Certificate
+from services.certificates.topics import ELICENSE_REVOKE, ELICENSE_STORE, RevokeLicense, StoreLicense
 from services.filings.topics import BANK_NOTIFY_FILING, FilingNotice
 from services.identity.auth import OTP_DELIVER, AuthService
 from services.messages.sms import SMS_SEND, SmsPayload, deliver_sms
@@ -53,7 +55,9 @@ def _plain(result: Any) -> Result:
     return {"value": str(result)}
 
 
-def build_handlers(integrations: Integrations, *, vault: PiiVault, auth: AuthService) -> HandlerTable:
+def build_handlers(
+    integrations: Integrations, *, vault: PiiVault, auth: AuthService, certificates: CertificateService
+) -> HandlerTable:
     i = integrations
 
     async def sms_send(p: SmsPayload, key: str) -> Result:
@@ -66,8 +70,18 @@ def build_handlers(integrations: Integrations, *, vault: PiiVault, auth: AuthSer
             )
         )
 
+    async def elicense_store(p: StoreLicense, key: str) -> Result:
+        cert = await Certificate.get(id=p.certificate_id).select_related("person")
+        return await file_license(
+            p.certificate_id,
+            key,
+            elicense=i.elicense,
+            holder_id_number=vault.decrypt(cert.person.id_number_enc),
+            pdf=await certificates.render(cert),
+        )
+
     async def elicense_revoke(p: RevokeLicense, key: str) -> Result:
-        await i.elicense.revoke_license(key, p.license_id, p.reason)
+        await revoke_license(p.certificate_id, p.reason, key, elicense=i.elicense)
         return None
 
     async def centre_push(p: CentrePush, key: str) -> Result:
@@ -120,6 +134,7 @@ def build_handlers(integrations: Integrations, *, vault: PiiVault, auth: AuthSer
         route(SMS_SEND, sms_send),
         route(OTP_DELIVER, auth.deliver_sms_code),
         route(BANK_NOTIFY_FILING, bank_notify),
+        route(ELICENSE_STORE, elicense_store),
         route(ELICENSE_REVOKE, elicense_revoke),
         route(CENTRE_PUSH, centre_push),
         route(CENTRE_CANCEL, centre_cancel),

@@ -1,9 +1,11 @@
 """`python -m bench run --scenario signin-me [--base-url URL] [--connections 64] [--duration 20] [--out FILE]`
+`python -m bench cpu --scenario certificates [--iterations 300] [--duration 3] [--out FILE]`
 
 Runs a named scenario against a server that is already running (`python3 dev.py demo`), and by
 default the framework ceiling (`ceiling`) in the same run, then writes one JSON file with
 throughput, latency percentiles, errors, and the server's memory and CPU, plus the ratio of the
-scenario's throughput to the ceiling's.
+scenario's throughput to the ceiling's. `cpu` measures code in this process, no server
+(bench/cpu.py), and writes bench/results/<scenario>-cpu-<date>.json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import CPU_SCENARIOS, CpuOptions
 from bench.load import require_loopback
 from bench.scenarios import ROOT, SCENARIOS, Options
 
@@ -49,6 +52,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--no-ceiling", action="store_true", help="skip the framework ceiling")
     run.add_argument("--ceiling-port", type=int, default=0)
     run.add_argument("--out", type=Path, help="default: bench/results/<scenario>-<date>.json")
+    cpu = sub.add_parser("cpu", help="measure CPU time in this process (no server)")
+    cpu.add_argument("--scenario", required=True, choices=sorted(CPU_SCENARIOS))
+    cpu.add_argument("--iterations", type=int, default=300, help="operations timed per measurement")
+    cpu.add_argument("--warmup", type=int, default=30, help="operations before each measurement")
+    cpu.add_argument("--duration", type=float, default=3.0, help="CPU seconds per throughput loop")
+    cpu.add_argument("--out", type=Path, help="default: bench/results/<scenario>-cpu-<date>.json")
     return parser.parse_args(argv)
 
 
@@ -150,12 +159,51 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _write(report: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out)
+
+
+def _cpu(args: argparse.Namespace) -> int:
+    started = dt.datetime.now(dt.UTC)
+    opts = CpuOptions(iterations=args.iterations, duration_s=args.duration, warmup=args.warmup)
+    report: dict[str, Any] = {
+        "scenario": args.scenario,
+        "kind": "cpu",
+        "started_at": started.isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "note": "time.process_time of this process on one core; other load shows in loadavg",
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "parameters": vars(opts),
+    }
+    report["scenario_result"] = CPU_SCENARIOS[args.scenario](opts)
+    report["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    name = f"{args.scenario}-cpu-{dt.date.today().isoformat()}.json"
+    out: Path = args.out or ROOT / "bench" / "results" / name
+    _write(report, out)
+    print(json.dumps(report["scenario_result"], indent=2, ensure_ascii=False))
+    print(f"\n[bench] results written to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.command == "list":
         for name, scenario in sorted(SCENARIOS.items()):
             print(f"{name:<12} {(scenario.__doc__ or '').strip().splitlines()[0]}")
+        for name, cpu_scenario in sorted(CPU_SCENARIOS.items()):
+            print(f"{name:<12} (cpu) {(cpu_scenario.__doc__ or '').strip().splitlines()[0]}")
         return 0
+    if args.command == "cpu":
+        return _cpu(args)
     try:
         import uvloop
 

@@ -129,6 +129,18 @@ class Settings(BaseSettings):
     demo_units: int = 3000
     load_demo_data: bool = False
 
+    # No-housing certificates (docs/certificates.md). Their signing keys are their own, never the
+    # access-token key: a directory of Ed25519 keys, one current (<kid>.key.pem) and the retired
+    # ones still verifying (<kid>.pub.pem); `python -m api certificate-keys rotate` adds one.
+    # Unset in the embedded profile: key_dir/certificates is made; production refuses to start
+    # without it, and without an https public_base_url (the QR opens {public_base_url}/v#token).
+    certificate_keys_dir: Path | None = None
+    certificates_file: Path = Path(__file__).with_name("certificates.toml")
+    certificate_font_files: list[Path] = []  # empty: Debian's fonts-wqy-zenhei and fonts-hanazono
+    certificate_presentation_ttl_s: int = Field(default=120, ge=10, le=900)
+    certificate_issues_per_day: int = Field(default=10, ge=1)  # per person
+    public_verifications_per_minute: int = Field(default=30, ge=1)  # per address, the public page's API
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -163,6 +175,12 @@ class Settings(BaseSettings):
                 )
             if self.jwt_private_key_file is None:
                 problems.append("ESTATE_JWT_PRIVATE_KEY_FILE is not set")
+            if self.certificate_keys_dir is None:
+                problems.append("ESTATE_CERTIFICATE_KEYS_DIR is not set (the certificate signing keys)")
+            if not self.public_base_url.startswith("https://"):
+                problems.append(
+                    "ESTATE_PUBLIC_BASE_URL must be the service's https:// address (printed in QR codes)"
+                )
             if self.database_url.startswith("sqlite"):
                 problems.append("DATABASE_URL must point at PostgreSQL")
             if not self.redis_url:
@@ -194,6 +212,7 @@ MODEL_MODULES = [
     "services.audit.models",
     "services.guardianship.models",
     "services.messages.models",
+    "services.certificates.models",
 ]
 
 

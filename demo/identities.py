@@ -191,6 +191,13 @@ FIXED_PERSONS: tuple[_FixedPerson, ...] = (
     _FixedPerson("grandmother", "刘桂英", "310101", date(1941, 2, 11), 910, None,
                  "DEMO-H4", "head", False,
                  "Deceased; held the 黄浦区 flat before child (history only)"),
+    _FixedPerson("spouse_housed", "赵婷", "310106", date(1992, 4, 12), 912, "13900000006",
+                 "DEMO-H5", "spouse", True,
+                 "No property of her own; her husband holds a 静安区 flat: no-housing certificate "
+                 "refused for a purchase (the household counts), issued for talent settlement"),
+    _FixedPerson("housed_husband", "孙浩", "310106", date(1990, 1, 23), 911, "13900000007",
+                 "DEMO-H5", "head", True,
+                 "Husband of spouse_housed; a flat in 静安区 in his sole name"),
 )
 # fmt: on
 FIXED_BY_KEY = {p.key: p for p in FIXED_PERSONS}
@@ -252,6 +259,11 @@ FIXED_UNITS: tuple[_FixedUnit, ...] = (
         (_FixedRight("沪(2021)闵行区不动产权第0296035号",
                      (("second_guardian", "0.4"), ("guardian", "0.4"), ("child", "0.2")),
                      "shares", date(2021, 7, 8)),),
+    ),
+    _FixedUnit(
+        "310106007002GB00215F00060801", "上海市静安区共和新路2150弄6号801室", "residential", "76.20",
+        (_FixedRight("沪(2022)静安区不动产权第0173342号", (("housed_husband", "1"),), "sole",
+                     date(2022, 9, 14)),),
     ),
     _FixedUnit(
         "310101004002GB00056F00050402", "上海市黄浦区瞿溪路1111弄5号402室", "residential", "48.70",

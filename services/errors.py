@@ -197,3 +197,44 @@ class RegisterStateConflict(Conflict):
     code = "REGISTER_STATE_CONFLICT"
     title_zh = "登记簿中的该记录已不是可变更的状态"
     title_en = "The register entry is no longer in a state that allows this change"
+
+
+# --- certificates --------------------------------------------------------------------------------
+
+
+class UnknownCertificatePurpose(ValidationFailed):
+    code = "UNKNOWN_CERTIFICATE_PURPOSE"
+    title_zh = "不支持该证明类型或用途"
+    title_en = "This certificate type or purpose is not offered"
+
+
+class HolderHasHousing(Conflict):
+    """Refused, and nothing issued: `member` says whose right (self, spouse or child, masked)."""
+
+    code = "HOLDER_HAS_HOUSING"
+    title_zh = "经查询，申请人或其家庭成员名下有住房，不能出具无房证明"
+    title_en = "The applicant or a counted household member holds housing: no certificate can be issued"
+
+
+class CertificateNotCurrent(Conflict):
+    """A revoked or expired certificate cannot be shown (亮证) or revoked again; `status` says which."""
+
+    code = "CERTIFICATE_NOT_CURRENT"
+    title_zh = "该证明已撤销或已过期"
+    title_en = "The certificate is revoked or expired"
+
+
+class DocumentUnavailable(UpstreamUnavailable):
+    """The PDF cannot be made on this server (its fonts are missing); the certificate itself is fine."""
+
+    code = "DOCUMENT_UNAVAILABLE"
+    title_zh = "证明文件暂时无法生成，请稍后再试"
+    title_en = "The document cannot be produced right now; try again later"
+
+
+class HouseholdNotFound(Conflict):
+    """A purpose that counts the household needs the applicant's household at the civil registry."""
+
+    code = "HOUSEHOLD_NOT_FOUND"
+    title_zh = "户籍系统中没有申请人的户籍信息，无法出具以家庭为单位的无房证明"
+    title_en = "The civil registry has no household for the applicant: no household certificate can be issued"

@@ -23,6 +23,9 @@ class OutboxMessage(Model):
     result: Any = fields.JSONField(null=True)
     created_at = fields.DatetimeField()
     delivered_at = fields.DatetimeField(null=True)
+    # Delivered only after this message is (a revocation after the filing it revokes). Not a
+    # foreign key: delivered messages are purged, and a purged predecessor counts as delivered.
+    after_id = fields.BigIntField(null=True)
 
     class Meta:
         table = "outbox_message"

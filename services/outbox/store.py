@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count
 
 from services.clock import Clock, SystemClock
@@ -69,8 +69,13 @@ async def enqueue(
     idempotency_key: str,
     connection: BaseDBAsyncClient | None = None,
     clock: Clock,
+    after: int | None = None,
 ) -> OutboxMessage:
     """Record a call in the caller's transaction (`connection`); a repeated key returns the existing row.
+
+    `after` names an outbox message this one depends on: it is not claimed before that one is
+    delivered (a revocation needs the licence id its filing returns). Dead predecessors hold
+    their dependents back until redriven; purged ones were delivered.
 
     Refused before anything is written: a topic no handler is registered for in this process
     (`TopicWithoutHandler`, see services/outbox/handlers.py) and a payload that is not the topic's
@@ -101,6 +106,7 @@ async def enqueue(
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,
+                after_id=after,
             )
         ],
         ignore_conflicts=True,
@@ -132,19 +138,26 @@ _PG_CLAIM = """
 UPDATE outbox_message
    SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
  WHERE id IN (
-        SELECT id FROM outbox_message
-         WHERE status = 'pending'
-           AND next_attempt_at <= $3
-           AND (lease_until IS NULL OR lease_until < $3)
-         ORDER BY id
+        SELECT m.id FROM outbox_message m
+         WHERE m.status = 'pending'
+           AND m.next_attempt_at <= $3
+           AND (m.lease_until IS NULL OR m.lease_until < $3)
+           AND (m.after_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM outbox_message p WHERE p.id = m.after_id AND p.status <> 'delivered'))
+         ORDER BY m.id
          LIMIT $4
-           FOR UPDATE SKIP LOCKED)
+           FOR UPDATE OF m SKIP LOCKED)
 RETURNING id, topic, payload, idempotency_key, attempts
 """
 
 
 def _due(now: datetime) -> Q:
-    return Q(status=PENDING, next_attempt_at__lte=now) & (Q(lease_until=None) | Q(lease_until__lt=now))
+    undelivered = Subquery(OutboxMessage.filter(status__not=DELIVERED).values("id"))
+    return (
+        Q(status=PENDING, next_attempt_at__lte=now)
+        & (Q(lease_until=None) | Q(lease_until__lt=now))
+        & (Q(after_id=None) | ~Q(after_id__in=undelivered))
+    )
 
 
 async def claim_batch(*, worker_id: str, limit: int, lease_s: float, clock: Clock) -> list[Claim]:

@@ -1,7 +1,8 @@
 """The access-rule matrix: every route that takes an object id refuses strangers.
 
 The routes are read from the running app's router: every route whose path has a `<...>`
-parameter. For each, `ACCESS_TABLE` holds a builder that creates an object, the principal who
+parameter, except the few in `PUBLIC_ROUTES` (pages and their static files, each with the reason
+it is public). For each, `ACCESS_TABLE` holds a builder that creates an object, the principal who
 owns it and principals of the right role who do not. The walk then asserts, per route:
 
   (a) an anonymous caller gets 401 (problem+json, AUTHENTICATION_REQUIRED);
@@ -35,7 +36,7 @@ from services.guardianship.models import GuardianshipLink
 from services.messages import inbox as inbox
 from services.messages.models import InboxMessage
 from services.registry.models import Person
-from tests.factories import create_person, create_right, make_id_number
+from tests.factories import DEFAULT_STAFF_PASSWORD, create_person, create_right, create_staff, make_id_number
 from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
 
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
@@ -200,6 +201,54 @@ async def read_message(app: Any, vault: Any) -> Case:
     )
 
 
+async def _certificate(app: Any, vault: Any) -> tuple[Person, Person, str]:
+    """A citizen's certificate, and another citizen who has one of their own."""
+    owner, stranger = await create_person(vault=vault), await create_person(vault=vault)
+    views = [
+        await app.services.certificates.issue(person_id=p.id, cert_type="no-housing", purpose_code="talent")
+        for p in (owner, stranger)
+    ]
+    return owner, stranger, views[0].serial
+
+
+async def certificate_pdf(app: Any, vault: Any) -> Case:
+    owner, stranger, serial = await _certificate(app, vault)
+    path = f"/api/v1/me/certificates/{serial}/pdf"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, owner),
+        outsiders=[("another citizen", citizen_headers(app, stranger), path)],
+    )
+
+
+async def certificate_presentation(app: Any, vault: Any) -> Case:
+    owner, stranger, serial = await _certificate(app, vault)
+    path = f"/api/v1/me/certificates/{serial}/presentations"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, owner),
+        outsiders=[("another citizen", citizen_headers(app, stranger), path)],
+    )
+
+
+async def certificate_revocation(app: Any, vault: Any) -> Case:
+    """Any administrator may revoke any certificate: no outsider of the role exists (other roles
+    get 403, test_certificates.py)."""
+    _, _, serial = await _certificate(app, vault)
+    admin = await create_staff(role="admin", office_code=None, display_name="管理员")
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        r = await client.post(
+            "/api/v1/auth/staff-tokens", json={"username": admin.username, "password": DEFAULT_STAFF_PASSWORD}
+        )
+    assert r.status_code == 200, r.text
+    return Case(
+        path=f"/api/v1/admin/certificates/{serial}/revocation",
+        owner={"Authorization": f"Bearer {r.json()['access_token']}"},
+        outsiders=[],
+        json={"reason": "访问矩阵测试"},
+    )
+
+
 # (method, Sanic path template) -> builder. The templates are the router's, types included.
 ACCESS_TABLE: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/me/properties/<right_id:int>"): own_property,
@@ -207,21 +256,49 @@ ACCESS_TABLE: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/me/wards/<ward_id:int>/properties/<right_id:int>"): ward_property,
     ("DELETE", "/api/v1/me/wards/<ward_id:int>"): end_ward_link,
     ("POST", "/api/v1/me/messages/<message_id:int>/read"): read_message,
+    ("GET", "/api/v1/me/certificates/<serial:str>/pdf"): certificate_pdf,
+    ("POST", "/api/v1/me/certificates/<serial:str>/presentations"): certificate_presentation,
+    ("POST", "/api/v1/admin/certificates/<serial:str>/revocation"): certificate_revocation,
+}
+
+
+# Routes anyone may call without signing in, each with why; reviewed like ACCESS_TABLE. Those with a
+# path parameter are left out of the walk; all are listed so that making a route public is a visible
+# decision, and test_public_routes_exist_and_answer_anyone checks each one.
+PUBLIC_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/clerk/verify"): (
+        "the clerk's certificate-check page: a sign-in form and a script, no data; the check it "
+        "makes (POST /api/v1/verifications) needs a clerk's token"
+    ),
+    ("GET", "/v"): (
+        "the page a certificate's QR code opens on anyone's phone: no data in it; the token is in "
+        "the URL fragment and goes to POST /api/v1/public/verifications"
+    ),
+    ("GET", "/assets/pages/<__file_uri__:path>"): (
+        "the scripts, styles and vendored QR decoder of those pages (api/pages/static): package "
+        "files, the same for everyone, no data"
+    ),
+    ("GET", "/assets/swagger-ui/<__file_uri__:path>"): (
+        "Swagger UI's files for /docs, from the swagger_ui_bundle package: the same for everyone"
+    ),
 }
 
 
 # --- the walk ------------------------------------------------------------------------------------
 
 
-def id_routes(app: Any) -> list[tuple[str, str]]:
-    """(method, path template) of every route of the running app with a path parameter."""
+def all_routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path template) of every route of the running app."""
     found = set()
     for route in app.app.router.routes:
-        if "<" not in route.path:
-            continue
         for method in route.methods - SKIPPED_METHODS:
             found.add((method, "/" + route.path.strip("/")))
     return sorted(found)
+
+
+def id_routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path template) of every route with a path parameter, except the public ones."""
+    return [r for r in all_routes(app) if "<" in r[1] and r not in PUBLIC_ROUTES]
 
 
 async def _problem_code(response: httpx.Response) -> str | None:
@@ -278,6 +355,21 @@ async def test_every_id_route_refuses_anonymous_callers_and_outsiders(client, ap
 async def test_access_table_has_no_stale_rows(app):
     stale = sorted(set(ACCESS_TABLE) - set(id_routes(app)))
     assert not stale, f"ACCESS_TABLE rows for routes that no longer exist (renamed?): {stale}"
+
+
+async def test_public_routes_exist_and_answer_anyone(client, app):
+    """Each listed public route exists and answers an anonymous caller (a stale row would hide a
+    renamed route); the asset routes with a file that is there."""
+    missing = sorted(set(PUBLIC_ROUTES) - set(all_routes(app)))
+    assert not missing, f"PUBLIC_ROUTES rows for routes that do not exist (renamed?): {missing}"
+    samples = {"<__file_uri__:path>": {"/assets/pages": "verdict.js", "/assets/swagger-ui": "swagger-ui.css"}}
+    for method, template in PUBLIC_ROUTES:
+        path = template
+        if "<" in template:
+            prefix, _, param = template.rpartition("/")
+            path = f"{prefix}/{samples[param][prefix]}"
+        r = await client.request(method, path)
+        assert r.status_code == 200, f"{method} {path}: {r.status_code} {r.text[:200]}"
 
 
 async def test_id_routes_document_their_ids_and_refusals(client, app):

@@ -25,6 +25,7 @@ from demo import (
     civil_registry_dataset_from_db,
     seed_demo_data,
 )
+from demo.identities import FIXED_PERSONS, FIXED_UNITS
 from integrations.banks import BankConfig, load_banks
 from services.db import apply_migrations
 from services.identifiers import (
@@ -165,8 +166,9 @@ async def test_the_same_seed_gives_the_same_register(
 def test_another_seed_gives_other_people() -> None:
     one = civil_registry_dataset(seed=1, persons=50)
     other = civil_registry_dataset(seed=2, persons=50)
-    assert len(one.people) == len(other.people) == 50 + 7
-    assert {p["id_number"] for p in one.people[7:]}.isdisjoint(p["id_number"] for p in other.people[7:])
+    assert len(one.people) == len(other.people) == 50 + len(FIXED_PERSONS)
+    fixed = len(FIXED_PERSONS)
+    assert {p["id_number"] for p in one.people[fixed:]}.isdisjoint(p["id_number"] for p in other.people[fixed:])
     assert civil_registry_dataset(seed=1, persons=50) == one
 
 
@@ -204,7 +206,7 @@ def age_on_date(born: date) -> int:
 
 async def test_units_offices_and_certificates_are_well_formed_in_every_district(seeded: Seeded) -> None:
     units = await RealEstateUnit.all()
-    assert len(units) == UNITS + 5
+    assert len(units) == UNITS + len(FIXED_UNITS)
     for u in units:
         parsed = parse_unit_number(u.unit_number)
         assert parsed.county_code == u.district_code

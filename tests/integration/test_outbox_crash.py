@@ -20,7 +20,8 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,10 +33,9 @@ from tortoise.transactions import in_transaction
 
 from config.settings import Settings, tortoise_config
 from integrations.factory import build_integrations
-from services.certificates.topics import ELICENSE_STORE, StoreLicense
 from services.clock import SystemClock
 from services.db import apply_migrations
-from services.outbox import HandlerTable, route
+from services.outbox import HandlerTable, declare, route
 from services.outbox.handlers import handlers_registered
 from services.outbox.models import OutboxMessage
 from services.outbox.store import enqueue
@@ -45,6 +45,21 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PAUSE_ENV = "OUTBOX_CRASH_TEST_PAUSE_AFTER_S"
+
+
+@dataclass(frozen=True)
+class StoreLicense:
+    """A PDF filed in the e-licence library as given (the application's own topic renders it)."""
+
+    license_type: str
+    number: str
+    holder_ref: str
+    issued_at: datetime
+    pdf_base64: str
+    valid_until: date | None = None
+
+
+ELICENSE_STORE = declare("tests.elicense_store_pdf", StoreLicense)
 MESSAGES = 8
 HUNG = 3  # requests held in the simulator when A dies
 LEASE_S = 5.0

@@ -26,6 +26,8 @@ def _production(tmp_path: Path, **overrides: object) -> Settings:
         "jwt_private_key_file": key,
         "simulators_in_process": False,
         "sms_gateway_api_key": "key-the-gateway-issued",
+        "certificate_keys_dir": tmp_path / "certificate-keys",
+        "public_base_url": "https://estate.example.gov.cn",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -229,22 +229,21 @@ def test_enqueue_accepts_only_registered_topics_and_tests_restore_the_registry()
         require_handler(item)
 
 
-def test_the_application_table_handles_every_declared_topic_but_the_licence_store() -> None:
-    """elicense.store_license waits for its feature: enqueue refuses it until a handler is wired."""
+def test_the_application_table_handles_every_declared_topic() -> None:
+    """Every topic a domain declares has a handler in the composition root's table."""
     table = build_handlers(
         SimpleNamespace(),  # type: ignore[arg-type]  # handlers reach the integrations only when called
         vault=SimpleNamespace(),  # type: ignore[arg-type]
         auth=SimpleNamespace(deliver_sms_code=_handle),  # type: ignore[arg-type]
+        certificates=SimpleNamespace(),  # type: ignore[arg-type]
     )
     application = {
         name for name, t in declared_topics().items() if t.payload.__module__.startswith("services.")
     }
-    assert application - table.names == {ELICENSE_STORE.name}
-    assert table.names <= application
+    assert application == table.names
     with handlers_registered(table):
         require_handler(SMS_SEND)
-        with pytest.raises(TopicWithoutHandler, match=r"elicense\.store_license"):
-            require_handler(ELICENSE_STORE)
+        require_handler(ELICENSE_STORE)
 
 
 def test_times_keep_their_offset() -> None:

@@ -28,6 +28,8 @@ def _production(tmp_path, **overrides):
         "jwt_private_key_file": key,
         "simulators_in_process": False,
         "sms_gateway_api_key": "key-the-gateway-issued",
+        "certificate_keys_dir": tmp_path / "certificate-keys",
+        "public_base_url": "https://estate.example.gov.cn",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -60,3 +62,9 @@ def test_environment_is_read(monkeypatch):
     monkeypatch.setenv("ESTATE_PORT", "9001")
     s = Settings(_env_file=None)
     assert s.database_url == "postgres://u@h:5432/db" and s.port == 9001
+
+
+def test_production_needs_certificate_keys_and_an_https_address(tmp_path):
+    with pytest.raises(ConfigurationError) as exc:
+        _production(tmp_path, certificate_keys_dir=None, public_base_url="http://estate.example.gov.cn")
+    assert "ESTATE_CERTIFICATE_KEYS_DIR" in str(exc.value) and "ESTATE_PUBLIC_BASE_URL" in str(exc.value)

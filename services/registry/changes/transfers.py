@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
+from services.certificates import housing_acquired
 from services.clock import Clock
 from services.errors import RegisterStateConflict, ValidationFailed
 from services.kv import KeyValueStore
@@ -100,6 +101,8 @@ async def register_transfer(
             .using_db(conn)
             .update(right_id=new.id)
         )
+        # New holders of housing lose their no-housing certificates in this same transaction.
+        await housing_acquired(conn, unit=old.unit, person_ids=[pid for pid, _ in shares], clock=clock)
         await change.alert_holders(
             right_ids=[old.id, new.id],
             unit=old.unit,

@@ -1,0 +1,303 @@
+"""Certificate signing keys: one current Ed25519 key signs, retired keys still verify.
+
+These keys sign no-housing certificates only; the access-token key is a different key in a
+different place, so a leak of one does not let anyone forge the other.
+
+Key directory (one file per key, named by kid):
+- `<kid>.key.pem`: the current private key, PKCS#8 PEM, mode 0600. Exactly one.
+- `<kid>.pub.pem`: a retired key, public only (SubjectPublicKeyInfo PEM). Any number.
+The directory is 0700. `load` refuses an empty directory, a private key file other users can
+read or anyone but the owner can write (0640 is accepted for mounted secrets; 0644 is not), an
+unreadable file, a file whose name is not its kid, and more than one private key.
+
+Invariants
+- Rotation never invalidates what an older key signed: the old key stays as `<kid>.pub.pem`,
+  and verification accepts every key in the directory (or in the published JWK Set).
+- A retired key can no longer sign: its private half is deleted once its public half is on disk.
+  Rotation writes the retired public key first, then the new private key, then deletes the old
+  private key. A crash in between leaves two private keys, which `load` refuses, naming both
+  files: nothing is lost, an operator deletes the older one (its `.pub.pem` is already there).
+  Rotation takes no lock: run it from one place (a deploy step), not from every worker.
+
+`kid` = base64url (no padding) of the first 8 bytes of SHA-256 of the raw 32-byte public key,
+as the DCC derives its kid from the signer certificate.
+To withdraw a compromised key, delete its file (and it leaves the JWK Set with it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from certificates import tokens
+from certificates.tokens import CertificateClaims, PresentationClaims, RevocationList
+
+PRIVATE_SUFFIX = ".key.pem"
+PUBLIC_SUFFIX = ".pub.pem"
+_FORBIDDEN_PRIVATE_BITS = stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP
+
+
+class KeyringError(Exception):
+    """The key directory or JWK Set cannot be used as it is; the message says what to fix."""
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def kid_of(public_key: Ed25519PublicKey) -> str:
+    return _b64url(hashlib.sha256(_raw(public_key)).digest()[:8])
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask, and ignored if it existed
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+
+
+def _write_public(path: Path, key: Ed25519PublicKey) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(
+        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise KeyringError(f"cannot read certificate key {path}: {e.strerror}") from e
+
+
+def _load_private(path: Path) -> Ed25519PrivateKey:
+    mode = path.stat().st_mode
+    if mode & _FORBIDDEN_PRIVATE_BITS:
+        raise KeyringError(
+            f"certificate signing key {path} has mode {stat.S_IMODE(mode):04o}: other users can read "
+            f"or change it. Run `chmod 600 {path}` (0640 is accepted for a group-mounted secret)."
+        )
+    try:
+        key = serialization.load_pem_private_key(_read(path), password=None)
+    except ValueError as e:
+        raise KeyringError(f"{path} is not a PEM private key") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyringError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def _load_public(path: Path) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(_read(path))
+    except ValueError as e:
+        raise KeyringError(f"{path} is not a PEM public key") from e
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyringError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def _named(path: Path, suffix: str, key: Ed25519PublicKey) -> str:
+    kid = kid_of(key)
+    if path.name != kid + suffix:
+        raise KeyringError(f"{path} holds key {kid!r}; its file must be named {kid}{suffix}")
+    return kid
+
+
+class CertificateKeyring:
+    """The keys that sign and verify certificates. Build it with `load`, `ensure` or `from_jwks`."""
+
+    def __init__(
+        self, verifying: Mapping[str, Ed25519PublicKey], signing: tuple[str, Ed25519PrivateKey] | None
+    ) -> None:
+        self._verifying = dict(verifying)
+        self._signing = signing
+        self._published_current: str | None = None
+        if signing is not None:
+            self._verifying[signing[0]] = signing[1].public_key()
+        if not self._verifying:
+            raise KeyringError("a certificate keyring needs at least one key")
+
+    # --- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, directory: Path) -> CertificateKeyring:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise KeyringError(f"certificate key directory {directory} does not exist")
+        private = sorted(directory.glob("*" + PRIVATE_SUFFIX))
+        public = sorted(directory.glob("*" + PUBLIC_SUFFIX))
+        if not private:
+            what = "only retired keys" if public else "no keys"
+            raise KeyringError(
+                f"certificate key directory {directory} has {what}: no current signing key "
+                f"(*{PRIVATE_SUFFIX}). Create one with CertificateKeyring.rotate or ensure."
+            )
+        if len(private) > 1:
+            names = ", ".join(p.name for p in private)
+            raise KeyringError(
+                f"certificate key directory {directory} has {len(private)} current signing keys "
+                f"({names}); exactly one may sign. An interrupted rotation leaves two: delete the "
+                f"older one once its {PUBLIC_SUFFIX} file is there."
+            )
+        verifying = {}
+        for path in public:
+            key = _load_public(path)
+            verifying[_named(path, PUBLIC_SUFFIX, key)] = key
+        signing_key = _load_private(private[0])
+        kid = _named(private[0], PRIVATE_SUFFIX, signing_key.public_key())
+        return cls(verifying, (kid, signing_key))
+
+    @classmethod
+    def ensure(cls, directory: Path) -> CertificateKeyring:
+        """Load the directory; if it has no key at all, create it (0700) and a first key (0600)."""
+        directory = Path(directory)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not any(directory.glob("*.pem")):
+            directory.chmod(0o700)
+            cls.rotate(directory)
+        return cls.load(directory)
+
+    @classmethod
+    def rotate(cls, directory: Path) -> str:
+        """Make a new key current, keep the previous one as public only; returns the new kid."""
+        directory = Path(directory)
+        current = sorted(directory.glob("*" + PRIVATE_SUFFIX))
+        if len(current) > 1:
+            cls.load(directory)  # raises, naming the files
+        new_key = Ed25519PrivateKey.generate()
+        new_kid = kid_of(new_key.public_key())
+        for path in current:
+            old = _load_private(path)
+            _write_public(directory / (kid_of(old.public_key()) + PUBLIC_SUFFIX), old.public_key())
+        pem = new_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _write_private(directory / (new_kid + PRIVATE_SUFFIX), pem)
+        for path in current:
+            path.unlink()
+        return new_kid
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any]) -> CertificateKeyring:
+        """A verify-only keyring from a published JWK Set (what offline verifiers hold)."""
+        entries = jwks.get("keys") if isinstance(jwks, Mapping) else None
+        if not isinstance(entries, list) or not entries:
+            raise KeyringError("a JWK Set needs a non-empty list under 'keys'")
+        verifying = {}
+        for entry in entries:
+            if not isinstance(entry, Mapping) or entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
+                raise KeyringError("every certificate key must be an OKP Ed25519 JWK")
+            if entry.get("alg", tokens.ALGORITHM) != tokens.ALGORITHM or entry.get("use", "sig") != "sig":
+                raise KeyringError(f"key {entry.get('kid')!r} is not an EdDSA signature key")
+            x = entry.get("x")
+            try:
+                raw = base64.urlsafe_b64decode(str(x) + "=" * (-len(str(x)) % 4))
+                key = Ed25519PublicKey.from_public_bytes(raw)
+            except ValueError as e:
+                raise KeyringError(f"key {entry.get('kid')!r}: 'x' is not a 32-byte base64url key") from e
+            kid = kid_of(key)
+            if entry.get("kid") != kid:
+                raise KeyringError(f"key {entry.get('kid')!r}: its kid must be {kid!r} (SHA-256 of 'x')")
+            verifying[kid] = key
+        keyring = cls(verifying, None)
+        current = [e["kid"] for e in entries if e.get("status") == "current"]
+        keyring._published_current = current[0] if len(current) == 1 else None
+        return keyring
+
+    # --- signing ---------------------------------------------------------------------------------
+
+    @property
+    def signing_kid(self) -> str:
+        return self._signer()[0]
+
+    @property
+    def can_sign(self) -> bool:
+        return self._signing is not None
+
+    def _signer(self) -> tuple[str, Ed25519PrivateKey]:
+        if self._signing is None:
+            raise KeyringError("this keyring was built from a published JWK Set: it can verify, not sign")
+        return self._signing
+
+    def sign_certificate(self, claims: CertificateClaims) -> str:
+        kid, key = self._signer()
+        return tokens.sign(tokens.CERTIFICATE, tokens.certificate_payload(claims), key, kid)
+
+    def sign_presentation(self, claims: PresentationClaims) -> str:
+        kid, key = self._signer()
+        return tokens.sign(tokens.PRESENTATION, tokens.presentation_payload(claims), key, kid)
+
+    def sign_revocations(self, serials: Iterable[str], issued_at: datetime) -> str:
+        kid, key = self._signer()
+        payload = tokens.revocations_payload(frozenset(serials), issued_at)
+        return tokens.sign(tokens.REVOCATIONS, payload, key, kid)
+
+    # --- verification (never looks at time: the caller decides `expired`) -----------------------
+
+    def verify_certificate(self, token: str) -> CertificateClaims:
+        kind, payload, _ = tokens.verify(token, self._verifying.get)
+        tokens.expect_kind(kind, tokens.CERTIFICATE)
+        return tokens.certificate_claims(payload)
+
+    def verify_presentation(self, token: str) -> PresentationClaims:
+        kind, payload, _ = tokens.verify(token, self._verifying.get)
+        tokens.expect_kind(kind, tokens.PRESENTATION)
+        return tokens.presentation_claims(payload)
+
+    def verify_any(self, token: str) -> CertificateClaims | PresentationClaims:
+        """A certificate or a presentation token (what a scanned QR may hold); never a list."""
+        kind, payload, _ = tokens.verify(token, self._verifying.get)
+        if kind == tokens.CERTIFICATE:
+            return tokens.certificate_claims(payload)
+        tokens.expect_kind(kind, tokens.PRESENTATION)
+        return tokens.presentation_claims(payload)
+
+    def verify_revocations(self, token: str) -> RevocationList:
+        kind, payload, kid = tokens.verify(token, self._verifying.get, tokens.MAX_REVOCATIONS_LENGTH)
+        tokens.expect_kind(kind, tokens.REVOCATIONS)
+        return tokens.revocation_list(payload, kid)
+
+    # --- publication -----------------------------------------------------------------------------
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._verifying)
+
+    def jwks(self) -> dict[str, Any]:
+        """RFC 7517 JWK Set of every key that verifies, the current one first."""
+        current = self._signing[0] if self._signing else self._published_current
+        order = sorted(self._verifying, key=lambda kid: (kid != current, kid))
+        return {
+            "keys": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": _b64url(_raw(self._verifying[kid])),
+                    "kid": kid,
+                    "alg": tokens.ALGORITHM,
+                    "use": "sig",
+                    "status": "current" if kid == current else "retired",
+                }
+                for kid in order
+            ]
+        }
