@@ -213,6 +213,8 @@ MODEL_MODULES = [
     "services.guardianship.models",
     "services.messages.models",
     "services.certificates.models",
+    "services.appointments.models",
+    "services.idempotency.models",
 ]
 
 

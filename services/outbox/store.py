@@ -70,6 +70,7 @@ async def enqueue(
     connection: BaseDBAsyncClient | None = None,
     clock: Clock,
     after: int | None = None,
+    not_before: datetime | None = None,
 ) -> OutboxMessage:
     """Record a call in the caller's transaction (`connection`); a repeated key returns the existing row.
 
@@ -104,7 +105,7 @@ async def enqueue(
                 idempotency_key=idempotency_key,
                 status=PENDING,
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=max(now, _utc(not_before)) if not_before is not None else now,
                 created_at=now,
                 after_id=after,
             )
