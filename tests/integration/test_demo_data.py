@@ -167,8 +167,10 @@ def test_another_seed_gives_other_people() -> None:
     one = civil_registry_dataset(seed=1, persons=50)
     other = civil_registry_dataset(seed=2, persons=50)
     assert len(one.people) == len(other.people) == 50 + len(FIXED_PERSONS)
-    fixed = len(FIXED_PERSONS)
-    assert {p["id_number"] for p in one.people[fixed:]}.isdisjoint(p["id_number"] for p in other.people[fixed:])
+    generated = slice(len(FIXED_PERSONS), None)
+    assert {p["id_number"] for p in one.people[generated]}.isdisjoint(
+        p["id_number"] for p in other.people[generated]
+    )
     assert civil_registry_dataset(seed=1, persons=50) == one
 
 
