@@ -6,6 +6,7 @@ seed [--persons N ...]   load the deterministic demo data
 worker [--handlers M:F] [--once] [--worker-id ID] [--lease-s S] ...
                          run an outbox worker process (docs/outbox.md)
 outbox stats|redrive|purge  operate the outbox
+idempotency purge        delete expired Idempotency-Key records (run it daily, e.g. from cron)
 audit verify             check the access log's hash chain (exit 1 if it was tampered with)
 """
 
@@ -152,6 +153,19 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> None:
         await close_database(ctx)
 
 
+async def _idempotency_purge(settings: Settings) -> None:
+    from services.clock import SystemClock
+    from services.db import close_database, open_database
+    from services.idempotency import IdempotencyStore
+
+    ctx = await open_database(settings.tortoise_config())
+    try:
+        count = await IdempotencyStore(SystemClock(), settings.idempotency_ttl_s).purge_expired()
+    finally:
+        await close_database(ctx)
+    print(f"purged: {count} expired Idempotency-Key record(s)")
+
+
 async def _audit_verify(settings: Settings) -> int:
     from services.audit.log import verify_chain
     from services.db import close_database, open_database
@@ -211,6 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     ob_sub.add_parser("stats", help="counts by status and topic, oldest pending age")
     purge = ob_sub.add_parser("purge", help="delete delivered messages past the retention")
     purge.add_argument("--older-than-days", type=float, help="default: ESTATE_OUTBOX_RETENTION_DAYS")
+    idem = sub.add_parser("idempotency", help="the inbound Idempotency-Key store (docs/security.md)")
+    idem.add_argument("--database-url", help="default: the settings' DATABASE_URL")
+    idem.add_subparsers(dest="idempotency_command", required=True).add_parser(
+        "purge", help="delete records past their expiry (begin() already ignores them)"
+    )
     au = sub.add_parser("audit")
     au.add_subparsers(dest="audit_command", required=True).add_parser("verify")
     ck = sub.add_parser("certificate-keys", help="the certificate signing keys (docs/certificates.md)")
@@ -224,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides.update(load_demo_data=True)
         if "ESTATE_SIMULATOR_BASE_PORT" not in os.environ:
             overrides["simulator_base_port"] = 8810
-    if args.command in ("worker", "outbox") and args.database_url:
+    if args.command in ("worker", "outbox", "idempotency") and args.database_url:
         overrides["database_url"] = args.database_url
     if args.command == "seed":
         overrides.update({k: v for k, v in (("demo_persons", args.persons), ("demo_units", args.units)) if v})
@@ -241,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_worker(settings, args))
     elif args.command == "outbox":
         asyncio.run(_outbox(settings, args))
+    elif args.command == "idempotency":
+        asyncio.run(_idempotency_purge(settings))
     elif args.command == "audit":
         sys.exit(asyncio.run(_audit_verify(settings)))
     elif args.command == "certificate-keys":

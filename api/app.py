@@ -14,16 +14,19 @@ from sanic_ext import Extend
 from api import errors, observability, openapi, pages
 from api.container import start_services, stop_services
 from api.routes import admin as admin_routes
+from api.routes import appointments as appointments_routes
 from api.routes import auth as auth_routes
 from api.routes import certificates as certificates_routes
 from api.routes import clerk as clerk_routes
 from api.routes import health as health_routes
 from api.routes import me as me_routes
 from api.routes import messages as messages_routes
+from api.routes import offices as offices_routes
 from api.routes import properties as properties_routes
 from api.routes import wards as wards_routes
 from api.worker import run_guardianship_feed_poller, run_outbox_worker
 from config.settings import Settings, load_settings
+from services.appointments.slots import run_slot_releaser
 from services.clock import Clock
 
 API_TITLE = "不动产一网通办 API"
@@ -108,6 +111,8 @@ def create_app(
         clerk_routes.bp,
         messages_routes.bp,
         certificates_routes.bp,
+        offices_routes.bp,
+        appointments_routes.bp,
     ):
         app.blueprint(blueprint)
     openapi.install(app)
@@ -129,6 +134,10 @@ def create_app(
                 run_guardianship_feed_poller(services), name="guardianship-feed-poller"
             )
             services.background.append(task)
+        if services.settings.slot_release_interval_s > 0:
+            every = services.settings.slot_release_interval_s
+            releaser = run_slot_releaser(clock=services.clock, interval_s=every, stop=services.stop_event)
+            services.background.append(asyncio.get_running_loop().create_task(releaser, name="slot-releaser"))
 
     @app.after_server_stop
     async def close_services(app: Sanic, *_: Any) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import time
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from certificates.keys import CertificateKeyring
 from config.settings import Profile, Settings
 from integrations.banks.config import load_banks, refuse_demo_secrets
 from integrations.factory import Integrations, SimulatorSuite, build_integrations
+from services.appointments import AppointmentPolicy, AppointmentService
 from services.certificates import (
     Catalogue,
     CertificatePolicy,
@@ -62,6 +64,7 @@ class Services:
     outbox_handlers: HandlerTable
     certificates: CertificateService
     verifier: CertificateVerifier
+    appointments: AppointmentService
     simulators: SimulatorSuite | None = None
     demo: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -131,8 +134,11 @@ async def start_services(
         clock=clock,
         public_per_minute=settings.public_verifications_per_minute,
     )
+    appointments = AppointmentService(tax=integrations.tax, clock=clock, policy=appointment_policy(settings))
     # Once, before anything can enqueue: enqueue refuses a topic not in it (services/outbox/handlers.py).
-    outbox_handlers = build_handlers(integrations, vault=vault, auth=auth, certificates=certificates)
+    outbox_handlers = build_handlers(
+        integrations, vault=vault, auth=auth, certificates=certificates, appointments=appointments
+    )
     register_handlers(outbox_handlers)
     feed = GuardianshipFeed(
         civil_registry=integrations.civil_registry,
@@ -178,12 +184,24 @@ async def start_services(
         outbox_handlers=outbox_handlers,
         certificates=certificates,
         verifier=verifier,
+        appointments=appointments,
         simulators=simulators,
     )
     await auth.restore_revocations()
     if settings.load_demo_data:
         await load_demo(services)
     return services
+
+
+def appointment_policy(settings: Settings) -> AppointmentPolicy:
+    return AppointmentPolicy(
+        cutoff_h=settings.appointment_cutoff_h,
+        no_show_limit=settings.appointment_no_show_limit,
+        no_show_window_days=settings.appointment_no_show_window_days,
+        no_show_block_days=settings.appointment_no_show_block_days,
+        waitlist_offer_ttl_s=settings.waitlist_offer_ttl_s,
+        reminder_at=time(settings.appointment_reminder_hour, 0),
+    )
 
 
 def certificate_keyring(settings: Settings) -> CertificateKeyring:
@@ -205,6 +223,7 @@ async def load_demo(services: Services) -> None:
         persons=settings.demo_persons,
         units=settings.demo_units,
         banks=load_banks(settings.banks_file),
+        clock=services.clock,  # releases the slots due now, so the demo shows free slots at once
     )
     if services.simulators is not None:
         dataset = await civil_registry_dataset_from_db(vault=services.vault, seed=settings.demo_seed)

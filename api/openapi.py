@@ -52,6 +52,7 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not of a content type this operation takes (problem+json)",
     422: "Invalid input (problem+json)",
     423: "Account locked (problem+json)",
+    428: "This operation requires an Idempotency-Key header (problem+json)",
     429: "Rate limited; see Retry-After (problem+json)",
     503: "An external system is unavailable (problem+json)",
 }
@@ -192,6 +193,39 @@ def install(app: Sanic) -> None:
     )
 
 
+# api/idempotency.py marks a decorated handler with this attribute ({"required": bool}), so a
+# route decorated with `@idempotent()` is documented without saying so twice.
+IDEMPOTENCY_MARK = "__idempotency__"
+_IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 257,  # 255 characters, bare or as a quoted Structured Field string (RFC 8941)
+    "pattern": r'^[\x21\x23-\x7E]{1,255}$|^"[\x20-\x7E]{1,255}"$',
+    "example": "4f7d2c8e-6a1b-4e7f-9b0a-3c5d6e7f8a9b",
+}
+
+
+def _document_idempotency(operation: Any, *, required: bool) -> None:
+    operation.parameters.append(
+        _Parameter(
+            "Idempotency-Key",
+            cast(Any, dict(_IDEMPOTENCY_KEY_SCHEMA)),
+            location="header",
+            required=required,
+            description=(
+                "A unique key per intended operation (a UUID); a retry with the same key and body "
+                "gets the first answer with `Idempotent-Replayed: true` instead of running again. "
+                "The same key with another body is 422 IDEMPOTENCY_KEY_REUSED; while the first "
+                "request runs, 409 IDEMPOTENCY_KEY_IN_USE. A key is kept 24 hours by default."
+            ),
+        )
+    )
+    for code in (400, 409, 422, *((428,) if required else ())):
+        if code not in operation.responses:
+            problem = {"application/problem+json": ref(Problem)}
+            operation.responses[code] = Response(problem, status=code, description=ERROR_DESCRIPTIONS[code])
+
+
 def doc(
     *,
     summary: str,
@@ -210,6 +244,7 @@ def doc(
     links: dict[str, dict[str, Any]] | None = None,
     examples: dict[str, Any] | None = None,
     body_required: bool = True,
+    idempotency: bool | None = None,
 ) -> Callable[[F], F]:
     """Document a route: request body, parameters, success and problem+json responses, security.
 
@@ -220,6 +255,10 @@ def doc(
     "parameters": {"right_id": "$response.body#/items/0/id"}}}` is attached to the success
     response, for stateful testing. `examples` maps a path or query parameter name to an example
     value. `body_required=False` for a body the route accepts being absent.
+
+    `idempotency` documents the `Idempotency-Key` request header and its problems (400, 409,
+    422; 428 when required); None (the default) documents it when the handler is decorated with
+    `api.idempotency.idempotent` (below `@requires`), False never.
     """
     parameters: list[Any] = []
     examples = examples or {}
@@ -284,6 +323,9 @@ def doc(
             success._fields["links"] = links
         if ok_schema is None:  # no body (204): sanic-ext would document `*/*` content
             success._fields.pop("content", None)
+        marked = getattr(handler, IDEMPOTENCY_MARK, None)
+        if idempotency or (idempotency is None and marked is not None):
+            _document_idempotency(operation, required=bool(marked and marked.get("required")))
         return handler
 
     return decorator

@@ -15,17 +15,30 @@ from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from typing import Any
 
-from integrations.appointment_centre.base import AppointmentPush
 from integrations.factory import Integrations
+from services.appointments import (
+    AppointmentService,
+    cancel_at_centre,
+    expire_offer,
+    push_to_centre,
+    release_tax,
+    reminder_sms,
+)
 from services.appointments.topics import (
+    APPOINTMENT_REMINDER,
     CENTRE_CANCEL,
     CENTRE_PUSH,
     TAX_BOOK,
     TAX_CANCEL,
+    TAX_RELEASE,
+    WAITLIST_EXPIRE,
+    AppointmentReminder,
     CentreCancel,
     CentrePush,
     TaxBooking,
     TaxCancel,
+    TaxRelease,
+    WaitlistExpiry,
 )
 from services.cases.topics import (
     TAX_DECLARE_TRANSFER,
@@ -56,7 +69,12 @@ def _plain(result: Any) -> Result:
 
 
 def build_handlers(
-    integrations: Integrations, *, vault: PiiVault, auth: AuthService, certificates: CertificateService
+    integrations: Integrations,
+    *,
+    vault: PiiVault,
+    auth: AuthService,
+    certificates: CertificateService,
+    appointments: AppointmentService,
 ) -> HandlerTable:
     i = integrations
 
@@ -85,20 +103,22 @@ def build_handlers(
         return None
 
     async def centre_push(p: CentrePush, key: str) -> Result:
-        push = AppointmentPush(
-            ref=p.ref,
-            office_code=p.office_code,
-            service=p.service,
-            slot_start=p.slot_start,
-            slot_end=p.slot_end,
-            applicant_ref=p.applicant_ref,
-            with_tax=p.with_tax,
-        )
-        return _plain(await i.appointment_centre.push_appointment(key, push))
+        return await push_to_centre(p, key, centre=i.appointment_centre)
 
     async def centre_cancel(p: CentreCancel, key: str) -> Result:
-        await i.appointment_centre.cancel_appointment(key, p.centre_ref)
-        return None
+        return await cancel_at_centre(p, key, centre=i.appointment_centre)
+
+    async def tax_release(p: TaxRelease, key: str) -> Result:
+        return await release_tax(p, key, tax=i.tax)
+
+    async def appointment_reminder(p: AppointmentReminder, key: str) -> Result:
+        sms = await reminder_sms(p)
+        if sms is None:  # cancelled or done meanwhile
+            return {"outcome": "not_sent"}
+        return await deliver_sms(sms, key, sms=i.sms, vault=vault)
+
+    async def waitlist_expire(p: WaitlistExpiry, key: str) -> Result:
+        return await expire_offer(p, policy=appointments.policy, clock=appointments.clock)
 
     async def tax_book(p: TaxBooking, key: str) -> Result:
         return _plain(
@@ -140,6 +160,9 @@ def build_handlers(
         route(CENTRE_CANCEL, centre_cancel),
         route(TAX_BOOK, tax_book),
         route(TAX_CANCEL, tax_cancel),
+        route(TAX_RELEASE, tax_release),
+        route(APPOINTMENT_REMINDER, appointment_reminder),
+        route(WAITLIST_EXPIRE, waitlist_expire),
         route(TAX_DECLARE_TRANSFER, tax_declare),
         route(UTILITY_TRANSFER, utility_transfer),
     )

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # Delivered messages older than this are deleted by the workers (hourly). A delivered row is
     # the record that its idempotency key was used: keep it longer than any caller may retry.
     outbox_retention_days: float | None = Field(default=90.0, ge=1)
+    # Inbound Idempotency-Key (docs/security.md): how long a caller's key replays its first answer.
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
     # Demo data
     demo_seed: int = 20261129
@@ -152,12 +154,25 @@ class Settings(BaseSettings):
     guardianship_feed_max_age_s: float = Field(default=0.0, ge=0)
     guardianship_feed_poll_interval_s: float = Field(default=30.0, ge=0)
     guardianship_feed_page_size: int = Field(default=200, ge=1, le=1000)
+    # Appointments (docs/appointments.md): release due slots from their templates every interval (0 = off).
+    slot_release_interval_s: float = Field(default=60.0, ge=0)
     # The other guardians get one in-app alert per (guardian, ward) per period: consecutive periods
     # of this length counted from a Shanghai midnight (default: one Shanghai calendar day).
     guardian_alert_period_s: int = Field(default=86400, ge=60, le=86400)
     ward_link_attempts_per_day: int = Field(default=20, ge=1)  # per guardian: the link is no ID oracle
     property_cache_ttl_s: int = Field(default=300, ge=1)  # bounds staleness if an invalidation is lost
     property_alert_hotline: str = "12345"  # named in property-change SMS; illustrative
+
+    # Booking (docs/appointments.md "Booking"): cancel or reschedule online until this many hours
+    # before the slot; `appointment_no_show_limit` no-shows within the window block online booking
+    # for `appointment_no_show_block_days` after the last; a freed seat is held for the first on the
+    # waitlist this long; the reminder SMS goes the day before at this Shanghai hour.
+    appointment_cutoff_h: float = Field(default=2.0, ge=0)
+    appointment_no_show_limit: int = Field(default=3, ge=1)
+    appointment_no_show_window_days: int = Field(default=30, ge=1)
+    appointment_no_show_block_days: int = Field(default=30, ge=0)
+    waitlist_offer_ttl_s: int = Field(default=900, ge=60)
+    appointment_reminder_hour: int = Field(default=10, ge=0, le=23)
 
     @model_validator(mode="after")
     def _check_profile(self) -> Settings:

@@ -21,7 +21,10 @@ from demo.identities import (
     demo_identities,
 )
 from demo.places import SHANGHAI
+from demo.schedules import write_schedules
 from demo.writer import advance_sequences
+from services.appointments.slots import release_due_slots
+from services.clock import Clock
 from services.identity.models import ApiClient, StaffUser
 from services.pii import PiiVault
 from services.registry.models import Person
@@ -35,22 +38,28 @@ async def seed_demo_data(
     units: int = 3000,
     banks: Sequence[DemoBank],
     batch_size: int = 5000,
+    clock: Clock | None = None,
 ) -> DemoIdentities:
     """Write the demo register in one transaction; a no-op when the fixed identities are already there
-    (whatever the seed or sizes were then). Mortgages go to `banks`; none are created without banks."""
+    (whatever the seed or sizes were then). Mortgages go to `banks`; none are created without banks.
+    The offices' timetables and slot templates (demo/schedules.py) are added where missing, and
+    with a `clock` the slots due by its "now" are released, so the demo shows free slots at once
+    (slots depend on the day the demo runs; the register does not)."""
     if persons < 0 or units < 0 or batch_size < 1:
         raise ValueError("persons and units cannot be negative, batch_size must be positive")
     identities = demo_identities(banks)
     marker = vault.blind_index(FIXED_PERSONS[0].id_number)
     async with in_transaction() as conn:
-        if await Person.filter(id_number_index=marker).using_db(conn).exists():
-            return identities
-        seeder = _Seeder(conn=conn, vault=vault, seed=seed, batch_size=batch_size)
-        await seeder.prepare(banks)
-        await seeder.write_fixed()
-        await seeder.write_generated(persons=persons, units=units)
-        await seeder.write_accounts(banks)
-        await advance_sequences(conn)
+        if not await Person.filter(id_number_index=marker).using_db(conn).exists():
+            seeder = _Seeder(conn=conn, vault=vault, seed=seed, batch_size=batch_size)
+            await seeder.prepare(banks)
+            await seeder.write_fixed()
+            await seeder.write_generated(persons=persons, units=units)
+            await seeder.write_accounts(banks)
+            await advance_sequences(conn)
+        await write_schedules(conn)
+    if clock is not None:
+        await release_due_slots(now=clock.now())
     return identities
 
 

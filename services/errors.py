@@ -238,3 +238,119 @@ class HouseholdNotFound(Conflict):
     code = "HOUSEHOLD_NOT_FOUND"
     title_zh = "户籍系统中没有申请人的户籍信息，无法出具以家庭为单位的无房证明"
     title_en = "The civil registry has no household for the applicant: no household certificate can be issued"
+
+
+# --- appointments --------------------------------------------------------------------------------
+
+
+class SlotFull(Conflict):
+    """The one answer a losing booker gets in a rush: every seat of the slot is taken."""
+
+    code = "SLOT_FULL"
+    title_zh = "该时段已约满，请选择其他时段"
+    title_en = "This slot is fully booked; choose another"
+
+
+class SlotNotOpen(Conflict):
+    """Not released yet, already started, or for another service."""
+
+    code = "SLOT_NOT_OPEN"
+    title_zh = "该时段暂未开放预约或已过期"
+    title_en = "This slot is not open for booking"
+
+
+class AppointmentExists(Conflict):
+    code = "APPOINTMENT_EXISTS"
+    title_zh = "您已预约该事项，请勿重复预约"
+    title_en = "You already hold an appointment for this service and case"
+
+
+class AppointmentNotActive(Conflict):
+    """Cancelled, checked in or marked a no-show already; `status` says which."""
+
+    code = "APPOINTMENT_NOT_ACTIVE"
+    title_zh = "该预约已取消或已办结，不能再变更"
+    title_en = "The appointment is no longer active"
+
+
+class CutoffPassed(Conflict):
+    code = "CUTOFF_PASSED"
+    title_zh = "距预约时间过近，已不能在线取消或改约"
+    title_en = "Too close to the appointment to cancel or change it online"
+
+
+class AppointmentNotStarted(Conflict):
+    code = "APPOINTMENT_NOT_STARTED"
+    title_zh = "预约时段尚未开始，不能标记为爽约"
+    title_en = "The slot has not started: it cannot be marked a no-show yet"
+
+
+class NoShowBlocked(PermissionDenied):
+    """The no-show policy (settings) blocks online booking; `blocked_until` says until when."""
+
+    code = "NO_SHOW_BLOCKED"
+    title_zh = "因多次预约未到，暂停在线预约"
+    title_en = "Online booking is suspended after repeated no-shows"
+
+
+class TaxAppointmentRefused(Conflict):
+    """The tax office refused the combined tax appointment (`tax_code`); nothing was booked."""
+
+    code = "TAX_APPOINTMENT_REFUSED"
+    title_zh = "税务预约未成功，登记预约未保留，请选择其他时段"
+    title_en = "The tax office refused the appointment; nothing was booked"
+
+
+class TaxAppointmentFailed(UpstreamUnavailable):
+    """The tax office could not be reached; nothing was booked (a half-made tax booking is undone)."""
+
+    code = "TAX_APPOINTMENT_FAILED"
+    title_zh = "税务预约系统暂时不可用，登记预约未保留，请稍后再试"
+    title_en = "The tax office is unavailable; nothing was booked, try again later"
+
+
+class NoWaitlistOffer(Conflict):
+    code = "NO_WAITLIST_OFFER"
+    title_zh = "没有可接受的候补名额，或名额已过期"
+    title_en = "There is no seat on offer to you, or the offer expired"
+
+
+# --- Idempotency-Key (services/idempotency, api/idempotency.py) ------------------------------------
+
+
+class IdempotencyKeyInvalid(MalformedRequest):
+    code = "IDEMPOTENCY_KEY_INVALID"
+    title_zh = "Idempotency-Key 请求头不合法"
+    title_en = "The Idempotency-Key header is not valid"
+
+
+class IdempotencyKeyRequired(MalformedRequest):
+    """This operation runs only with an Idempotency-Key (428 Precondition Required)."""
+
+    code = "IDEMPOTENCY_KEY_REQUIRED"
+    title_zh = "该操作需要 Idempotency-Key 请求头"
+    title_en = "This operation requires an Idempotency-Key header"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    """A request with this key and the same content is still running; retry after it answers."""
+
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    title_zh = "使用相同 Idempotency-Key 的请求仍在处理中，请稍后重试"
+    title_en = "A request with this Idempotency-Key is still being processed; retry later"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    """The key was already used by this caller for a different request (method, path or body)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+    title_zh = "该 Idempotency-Key 已用于另一个请求"
+    title_en = "This Idempotency-Key was already used for a different request"
+
+
+class TaxNotOffered(ValidationFailed):
+    """`with_tax` for a service the catalogue books no tax appointment with (config/appointments.toml)."""
+
+    code = "TAX_NOT_OFFERED"
+    title_zh = "该事项不需要也不能预约税务办理"
+    title_en = "No tax appointment can be booked with this service"

@@ -9,6 +9,7 @@ from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json, raw
 
 from api.guards import current_principal, requires
+from api.idempotency import idempotent
 from api.openapi import doc
 from api.routes.properties import person_id_of, services
 from api.validation import parse_json
@@ -78,6 +79,7 @@ class JwkSet(BaseModel):
     errors=(403, 404, 409, 429, 503),
 )
 @requires("citizen")
+@idempotent()
 async def issue(request: Request) -> HTTPResponse:
     body = parse_json(request, IssueRequest)
     view = await services(request).certificates.issue(

@@ -31,8 +31,8 @@ class OfficeTimetable(Model):
         "models.Office", related_name="timetable", on_delete=fields.CASCADE, primary_key=True
     )
     # {"mon": [["09:00", "12:00"], ["13:30", "17:00"]], ...}; a day missing is closed.
-    opening_hours: dict[str, list[list[str]]] = fields.JSONField(default=dict)  # type: ignore[assignment]
-    services: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    opening_hours: dict[str, list[list[str]]] = fields.JSONField(default=dict)
+    services: list[str] = fields.JSONField(default=list)
     phone = fields.CharField(max_length=32, null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -64,7 +64,7 @@ class SlotTemplate(Model):
         "models.Office", related_name="slot_templates", on_delete=fields.CASCADE
     )
     service = fields.CharField(max_length=32)
-    weekdays: list[int] = fields.JSONField(default=list)  # type: ignore[assignment]  # 0 = Monday
+    weekdays: list[int] = fields.JSONField(default=list)  # 0 = Monday
     day_start = fields.CharField(max_length=5)  # "09:00", Shanghai time
     day_end = fields.CharField(max_length=5)
     duration_min = fields.IntField()
@@ -143,7 +143,8 @@ class WaitlistEntry(Model):
         "models.Person", related_name="waitlist_entries", on_delete=fields.CASCADE
     )
     service = fields.CharField(max_length=32)
-    status = fields.CharField(max_length=12, default="waiting")  # waiting | offered | accepted | expired | left
+    # waiting | offered | accepted | expired | left
+    status = fields.CharField(max_length=12, default="waiting")
     offered_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
 

@@ -1,7 +1,8 @@
 """The inbound Idempotency-Key store (IETF draft-ietf-httpapi-idempotency-key-header).
 
 Invariant: for one caller and key, the operation runs at most once. The first request inserts
-the row (unique on scope + key) in state `running`; a second request with the key finds it:
+the row (unique on scope + key) in state `new` and claims it (`new` -> `running`, one
+conditional update: exactly one request wins the claim); a second request with the key finds it:
 same fingerprint and `done` gets the stored answer, same fingerprint and still `running` gets
 409, another fingerprint gets 422. Rows expire after `expires_at` (documented in docs/).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
+NEW = "new"  # inserted, not yet claimed: the claim decides who runs (services/idempotency/store.py)
 RUNNING = "running"
 DONE = "done"
 
@@ -23,7 +25,7 @@ class IdempotencyRecord(Model):
     status = fields.CharField(max_length=12, default=RUNNING)
     response_status = fields.IntField(null=True)
     response_body = fields.BinaryField(null=True)
-    response_headers: dict[str, str] | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    response_headers: dict[str, str] | None = fields.JSONField(null=True)
     created_at = fields.DatetimeField()
     expires_at = fields.DatetimeField(db_index=True)
 

@@ -18,8 +18,8 @@ SMS quota the sign-in tests need.
 
 Adding a route with an id means adding a row here; the walk fails until there is one. Rows still
 to come with their routes (issue #4): a bank vs another bank's filing (two `bank` API clients,
-`tests/integration/test_auth.py` signs them in), a clerk vs another office's appointment where
-appointments are office-bound (two clerks with different `office_code`).
+`tests/integration/test_auth.py` signs them in). Appointments are office-bound for clerks: their
+rows use two clerks with different `office_code`.
 """
 
 from __future__ import annotations
@@ -27,16 +27,26 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from api.openapi import INT64_MAX
+from services.appointments import BookingRequest
+from services.appointments.models import Appointment, OfficeClosure, Slot, SlotTemplate, WaitlistEntry
 from services.guardianship.models import GuardianshipLink
 from services.messages import inbox as inbox
 from services.messages.models import InboxMessage
 from services.registry.models import Person
-from tests.factories import DEFAULT_STAFF_PASSWORD, create_person, create_right, create_staff, make_id_number
+from tests.factories import (
+    DEFAULT_STAFF_PASSWORD,
+    create_office,
+    create_person,
+    create_right,
+    create_staff,
+    make_id_number,
+)
 from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
 
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
@@ -249,6 +259,179 @@ async def certificate_revocation(app: Any, vault: Any) -> Case:
     )
 
 
+# --- appointments: a citizen's own, and a clerk's office --------------------------------------------
+
+
+async def _slot(app: Any, *, starts_in: timedelta, capacity: int = 5) -> Slot:
+    office = await create_office()
+    now = app.services.clock.now()
+    starts = (now + starts_in).replace(second=0, microsecond=0)
+    return await Slot.create(
+        office=office,
+        service="transfer",
+        starts_at=starts,
+        ends_at=starts + timedelta(minutes=30),
+        capacity=capacity,
+        booked=0,
+        released_at=now - timedelta(hours=1),
+    )
+
+
+async def _booked(
+    app: Any, vault: Any, *, starts_in: timedelta = timedelta(days=3)
+) -> tuple[Any, Person, Slot]:
+    """An appointment booked through the service, its holder and its slot."""
+    owner = await create_person(vault=vault)
+    slot = await _slot(app, starts_in=starts_in)
+    view = await app.services.appointments.book(
+        BookingRequest(person_id=owner.id, slot_id=slot.id, service=slot.service)
+    )
+    return view, owner, slot
+
+
+def _appointment_untouched(appointment_id: int) -> Callable[[], Awaitable[None]]:
+    async def untouched() -> None:
+        row = await Appointment.get(id=appointment_id)
+        assert row.status == "booked", "an outsider changed somebody else's appointment"
+
+    return untouched
+
+
+async def _citizen_appointment_case(app: Any, vault: Any, suffix: str, **extra: Any) -> Case:
+    view, owner, _ = await _booked(app, vault)
+    other, _, _ = await _booked(app, vault)  # a stranger with an appointment of their own
+    stranger = await Appointment.get(id=other.id).select_related("person")
+    path = f"/api/v1/me/appointments/{view.id}{suffix}"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, owner),
+        outsiders=[
+            ("a citizen with no appointment", citizen_headers(app, await create_person(vault=vault)), path),
+            ("a citizen with another appointment", citizen_headers(app, stranger.person), path),
+        ],
+        untouched=_appointment_untouched(view.id),
+        **extra,
+    )
+
+
+async def cancel_appointment(app: Any, vault: Any) -> Case:
+    return await _citizen_appointment_case(app, vault, "")
+
+
+async def appointment_calendar(app: Any, vault: Any) -> Case:
+    return await _citizen_appointment_case(app, vault, "/calendar.ics")
+
+
+async def reschedule_appointment(app: Any, vault: Any) -> Case:
+    target = await _slot(app, starts_in=timedelta(days=4))
+    return await _citizen_appointment_case(app, vault, "/reschedule", json={"slot_id": target.id})
+
+
+async def accept_waitlist_offer(app: Any, vault: Any) -> Case:
+    """A seat held for the owner (as a cancellation leaves it); outsiders may not take it."""
+    owner, stranger = await create_person(vault=vault), await create_person(vault=vault)
+    slot = await _slot(app, starts_in=timedelta(days=3), capacity=1)
+    await Slot.filter(id=slot.id).update(booked=1)
+    now = app.services.clock.now()
+    entry = await WaitlistEntry.create(
+        slot=slot,
+        person=owner,
+        service=slot.service,
+        status="offered",
+        offered_until=now + timedelta(minutes=10),
+        created_at=now,
+    )
+    await WaitlistEntry.create(
+        slot=slot, person=stranger, service=slot.service, status="waiting", created_at=now
+    )
+
+    async def untouched() -> None:
+        assert (await WaitlistEntry.get(id=entry.id)).status == "offered", "an outsider took the offer"
+
+    path = f"/api/v1/me/appointments/waitlist/{entry.id}/accept"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, owner),
+        outsiders=[("another citizen waiting for the same slot", citizen_headers(app, stranger), path)],
+        untouched=untouched,
+    )
+
+
+async def _clerk_case(app: Any, vault: Any, action: str) -> Case:
+    """Two clerks of different offices: the appointment's office and another."""
+    view, _, slot = await _booked(app, vault)
+    if action == "no-show":  # only once the slot has started
+        await Slot.filter(id=slot.id).update(starts_at=app.services.clock.now() - timedelta(minutes=5))
+    other_office = await create_office()
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        own = await _staff_token(client, view.office_code)
+        other = await _staff_token(client, other_office.code)
+    path = f"/api/v1/clerk/appointments/{view.id}/{action}"
+    return Case(
+        path=path,
+        owner=own,
+        outsiders=[("a clerk of another office", other, path)],
+        untouched=_appointment_untouched(view.id),
+    )
+
+
+async def _staff_token(client: httpx.AsyncClient, office_code: str) -> dict[str, str]:
+    staff = await create_staff(role="clerk", office_code=office_code, display_name="窗口人员")
+    r = await client.post(
+        "/api/v1/auth/staff-tokens", json={"username": staff.username, "password": DEFAULT_STAFF_PASSWORD}
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def clerk_check_in(app: Any, vault: Any) -> Case:
+    return await _clerk_case(app, vault, "check-in")
+
+
+async def clerk_no_show(app: Any, vault: Any) -> Case:
+    return await _clerk_case(app, vault, "no-show")
+
+
+async def _admin_headers(app: Any) -> dict[str, str]:
+    admin = await create_staff(role="admin", office_code=None, display_name="管理员")
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        r = await client.post(
+            "/api/v1/auth/staff-tokens", json={"username": admin.username, "password": DEFAULT_STAFF_PASSWORD}
+        )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+OFFICE_TEMPLATE = {
+    "service": "transfer",
+    "weekdays": [0, 1, 2, 3, 4],
+    "day_start": "09:00",
+    "day_end": "17:00",
+    "duration_min": 30,
+    "capacity": 4,
+}
+
+
+def admin_office(suffix: str, body: Callable[[Any], dict[str, Any]] | None = None) -> Builder:
+    """An office route for administrators (api/routes/offices.py). Any administrator may manage
+    any office: no outsider of the role exists (other roles get 403, test_offices.py). `suffix`
+    may name `{day}` (a closure made here, 30 days ahead) or `{template}` (a template made here)."""
+
+    async def build(app: Any, vault: Any) -> Case:
+        office = await create_office()
+        day = shanghai_today(app) + timedelta(days=30)
+        await OfficeClosure.create(office_id=office.code, day=day, reason="访问矩阵测试")
+        template = await SlotTemplate.create(office_id=office.code, **OFFICE_TEMPLATE)
+        path = f"/api/v1/admin/offices/{office.code}" + suffix.format(
+            day=day.isoformat(), template=template.id
+        )
+        return Case(
+            path=path, owner=await _admin_headers(app), outsiders=[], json=body(app) if body else None
+        )
+
+    return build
+
+
 # (method, Sanic path template) -> builder. The templates are the router's, types included.
 ACCESS_TABLE: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/me/properties/<right_id:int>"): own_property,
@@ -259,6 +442,27 @@ ACCESS_TABLE: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/me/certificates/<serial:str>/pdf"): certificate_pdf,
     ("POST", "/api/v1/me/certificates/<serial:str>/presentations"): certificate_presentation,
     ("POST", "/api/v1/admin/certificates/<serial:str>/revocation"): certificate_revocation,
+    ("DELETE", "/api/v1/me/appointments/<appointment_id:int>"): cancel_appointment,
+    ("GET", "/api/v1/me/appointments/<appointment_id:int>/calendar.ics"): appointment_calendar,
+    ("POST", "/api/v1/me/appointments/<appointment_id:int>/reschedule"): reschedule_appointment,
+    ("POST", "/api/v1/me/appointments/waitlist/<entry_id:int>/accept"): accept_waitlist_offer,
+    ("POST", "/api/v1/clerk/appointments/<appointment_id:int>/check-in"): clerk_check_in,
+    ("POST", "/api/v1/clerk/appointments/<appointment_id:int>/no-show"): clerk_no_show,
+    ("GET", "/api/v1/admin/offices/<code:str>"): admin_office(""),
+    ("PUT", "/api/v1/admin/offices/<code:str>/timetable"): admin_office(
+        "/timetable", lambda app: {"opening_hours": {"mon": [["09:00", "12:00"]]}, "services": ["transfer"]}
+    ),
+    ("POST", "/api/v1/admin/offices/<code:str>/closures"): admin_office(
+        "/closures", lambda app: {"day": str(shanghai_today(app) + timedelta(days=31)), "reason": "培训"}
+    ),
+    ("DELETE", "/api/v1/admin/offices/<code:str>/closures/<day:ymd>"): admin_office("/closures/{day}"),
+    ("POST", "/api/v1/admin/offices/<code:str>/slot-templates"): admin_office(
+        "/slot-templates", lambda app: OFFICE_TEMPLATE
+    ),
+    ("PATCH", "/api/v1/admin/offices/<code:str>/slot-templates/<template_id:int>"): admin_office(
+        "/slot-templates/{template}", lambda app: {"active": False}
+    ),
+    ("POST", "/api/v1/admin/offices/<code:str>/slot-releases"): admin_office("/slot-releases"),
 }
 
 
@@ -266,6 +470,10 @@ ACCESS_TABLE: dict[tuple[str, str], Builder] = {
 # path parameter are left out of the walk; all are listed so that making a route public is a visible
 # decision, and test_public_routes_exist_and_answer_anyone checks each one.
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/api/v1/offices/<code:str>/slots"): (
+        "an office's free slots and seats remaining: public information (issue 11), the same for "
+        "everyone; no person, booking or case in it"
+    ),
     ("GET", "/clerk/verify"): (
         "the clerk's certificate-check page: a sign-in form and a script, no data; the check it "
         "makes (POST /api/v1/verifications) needs a clerk's token"
@@ -281,6 +489,20 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/assets/swagger-ui/<__file_uri__:path>"): (
         "Swagger UI's files for /docs, from the swagger_ui_bundle package: the same for everyone"
     ),
+    ("GET", "/api/v1/offices"): (
+        "the registration offices, their hours and services and each one's next free slot: public "
+        "information (issue 11); no person, booking or case in it"
+    ),
+}
+
+
+async def _office_slots_sample() -> str:
+    return f"/api/v1/offices/{(await create_office()).code}/slots?service=transfer"
+
+
+# A concrete path for a public route whose parameter is not a file under /assets.
+PUBLIC_SAMPLES: dict[tuple[str, str], Callable[[], Awaitable[str]]] = {
+    ("GET", "/api/v1/offices/<code:str>/slots"): _office_slots_sample,
 }
 
 
@@ -365,7 +587,9 @@ async def test_public_routes_exist_and_answer_anyone(client, app):
     samples = {"<__file_uri__:path>": {"/assets/pages": "verdict.js", "/assets/swagger-ui": "swagger-ui.css"}}
     for method, template in PUBLIC_ROUTES:
         path = template
-        if "<" in template:
+        if (method, template) in PUBLIC_SAMPLES:
+            path = await PUBLIC_SAMPLES[(method, template)]()
+        elif "<" in template:
             prefix, _, param = template.rpartition("/")
             path = f"{prefix}/{samples[param][prefix]}"
         r = await client.request(method, path)

@@ -283,7 +283,11 @@ async def test_no_clear_phone_in_the_database_after_an_alert_and_a_sign_in(clien
 async def test_a_person_without_a_phone_gets_no_sms_and_the_message_is_delivered(app, vault):
     person = await create_person(vault=vault)
     handlers = build_handlers(
-        app.services.integrations, vault=vault, auth=app.services.auth, certificates=app.services.certificates
+        app.services.integrations,
+        vault=vault,
+        auth=app.services.auth,
+        certificates=app.services.certificates,
+        appointments=app.services.appointments,
     )
     sms_send = handlers.get(SMS_SEND.name)
     assert sms_send is not None

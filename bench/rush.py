@@ -1,0 +1,222 @@
+"""The appointment rush: N distinct citizens try to book one slot of S seats in one burst.
+
+    python -m bench.rush --database-url postgres://postgres@127.0.0.1:5432/estate_rush \\
+        [--base-url http://127.0.0.1:8000] [--citizens 5000] [--seats 200] [--connections 500]
+
+Against a server that is already running on the same database and keys (docs/appointments.md:
+PostgreSQL + Redis, 2 workers). The bench, in this process and with the server's settings:
+seeds the bench citizens (encrypted and blind-indexed like every person row; reused on the next
+run), mints their access tokens with the server's signing key (no SMS), opens a fresh slot of
+`--seats` seats released now, then fires one booking per citizen, all at once. It reports the
+attempts per second, latency percentiles, every answer by status and problem code, and counts
+the confirmed bookings in the database (must equal the seats exactly: never more, never fewer
+while demand exceeds them). Results go to bench/results/appointments-rush-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.load import require_loopback
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DISTRICT = "310151"  # 崇明区: bench persons get sequence numbers the demo never makes
+SERVICE = "transfer"
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.rush", description=__doc__)
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), required=False)
+    parser.add_argument("--citizens", type=int, default=5000)
+    parser.add_argument("--seats", type=int, default=200)
+    parser.add_argument("--connections", type=int, default=500)
+    parser.add_argument("--service", default=SERVICE)
+    parser.add_argument("--out", type=Path)
+    return parser.parse_args(argv)
+
+
+def _id_numbers(count: int) -> list[str]:
+    from services.identifiers import id_check_char
+
+    numbers, day = [], dt.date(1960, 1, 1)
+    while len(numbers) < count:
+        for sequence in range(800, 900):
+            first17 = f"{BENCH_DISTRICT}{day:%Y%m%d}{sequence:03d}"
+            numbers.append(first17 + id_check_char(first17))
+        day += dt.timedelta(days=1)
+    return numbers[:count]
+
+
+async def _prepare(args: argparse.Namespace) -> tuple[list[str], int, dict[str, Any]]:
+    """Seed the citizens, mint their tokens, open the slot: (tokens, slot id, setup facts)."""
+    from config.settings import load_settings
+    from services.appointments.models import Slot
+    from services.clock import SystemClock
+    from services.db import close_database, open_database
+    from services.identity.install_keys import with_install_secrets
+    from services.identity.tokens import TokenSigner
+    from services.pii import PiiVault
+    from services.registry.models import Office, Person
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    settings = with_install_secrets(load_settings(**overrides))
+    vault, clock = PiiVault.from_settings(settings), SystemClock()
+    signer = TokenSigner.from_settings(settings, clock)
+    ctx = await open_database(settings.tortoise_config())
+    started = time.perf_counter()
+    try:
+        numbers = _id_numbers(args.citizens)
+        indexes = [vault.blind_index(n) for n in numbers]
+        await Person.bulk_create(
+            [
+                Person(name=f"压测{i:05d}", id_number_enc=vault.encrypt(n), id_number_index=x)
+                for i, (n, x) in enumerate(zip(numbers, indexes, strict=True))
+            ],
+            batch_size=1000,
+            ignore_conflicts=True,
+        )
+        ids = await Person.filter(id_number_index__in=indexes).values_list("id", flat=True)
+        office = await Office.all().order_by("code").first()
+        if office is None:
+            raise SystemExit("no office in the database: start the server with --demo data once")
+        now = clock.now()
+        start = (now + dt.timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+        start += dt.timedelta(minutes=int(time.time()) % 1000)  # a fresh slot on every run
+        slot = await Slot.create(
+            office_id=office.code,
+            service=args.service,
+            starts_at=start,
+            ends_at=start + dt.timedelta(minutes=30),
+            capacity=args.seats,
+            booked=0,
+            released_at=now,
+        )
+        tokens = [
+            signer.issue(subject=f"person:{pid}", role="citizen", claims={"pid": pid})[0] for pid in ids
+        ]
+    finally:
+        await close_database(ctx)
+    setup = {
+        "citizens": len(tokens),
+        "seats": args.seats,
+        "office": office.code,
+        "slot_id": slot.id,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return tokens, slot.id, setup
+
+
+async def _count(args: argparse.Namespace, slot_id: int) -> dict[str, int]:
+    from config.settings import load_settings
+    from services.appointments.models import Appointment, Slot
+    from services.db import close_database, open_database
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    ctx = await open_database(load_settings(**overrides).tortoise_config())
+    try:
+        confirmed = await Appointment.filter(slot_id=slot_id, status="booked").count()
+        slot = await Slot.get(id=slot_id)
+        return {"confirmed_rows": confirmed, "slot_booked": slot.booked, "capacity": slot.capacity}
+    finally:
+        await close_database(ctx)
+
+
+async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> dict[str, Any]:
+    base = args.base_url.rstrip("/")
+    answers: Counter[str] = Counter()
+    latencies: list[float] = []
+    gate = asyncio.Event()
+    limit = asyncio.Semaphore(args.connections)
+    connector = aiohttp.TCPConnector(limit=args.connections, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+
+    async def book(session: aiohttp.ClientSession, token: str) -> None:
+        await gate.wait()
+        async with limit:
+            began = time.perf_counter()
+            try:
+                async with session.post(
+                    f"{base}/api/v1/me/appointments",
+                    json={"slot_id": slot_id, "service": args.service},
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as response:
+                    body = await response.read()
+                    code = ""
+                    if response.status >= 400:
+                        try:
+                            code = json.loads(body).get("code", "")
+                        except ValueError:
+                            code = "not-json"
+                    answers[f"{response.status} {code}".strip()] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                answers[f"transport {type(exc).__name__}"] += 1
+            latencies.append(time.perf_counter() - began)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        tasks = [asyncio.create_task(book(session, t)) for t in tokens]
+        await asyncio.sleep(0.5)  # every request is waiting at the gate
+        started = time.perf_counter()
+        gate.set()
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
+
+    return {
+        "attempts": len(tokens),
+        "seconds": round(elapsed, 3),
+        "attempts_per_s": round(len(tokens) / elapsed, 1),
+        "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
+        "answers": dict(answers.most_common()),
+    }
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    require_loopback(args.base_url)
+    tokens, slot_id, setup = await _prepare(args)
+    print(f"[rush] {setup['citizens']} citizens, slot {slot_id} with {args.seats} seats", flush=True)
+    burst = await _burst(args, tokens, slot_id)
+    counted = await _count(args, slot_id)
+    only_full = set(burst["answers"]) <= {"201", "409 SLOT_FULL"}
+    return {
+        "scenario": "appointments-rush",
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg": os.getloadavg()},
+        "setup": setup,
+        "burst": burst,
+        "database": counted,
+        "targets": {
+            "exactly_the_seats_confirmed": counted["confirmed_rows"] == counted["slot_booked"] == args.seats,
+            "only_clean_full_refusals": only_full,
+            "attempts_per_s_at_least_1000": burst["attempts_per_s"] >= 1000,
+            "p99_under_1s": burst["latency_ms"]["p99"] < 1000,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
+    report = asyncio.run(_main(args))
+    out = args.out or ROOT / "bench" / "results" / f"appointments-rush-{dt.date.today():%Y-%m-%d}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("burst", "database", "targets")}, ensure_ascii=False, indent=2))
+    print(f"[rush] written to {out}")
+
+
+if __name__ == "__main__":
+    main()
