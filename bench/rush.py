@@ -33,6 +33,7 @@ from bench.load import require_loopback
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DISTRICT = "310151"  # 崇明区: bench persons get sequence numbers the demo never makes
 SERVICE = "transfer"
+BENCH_NAME = "压测"
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -47,10 +48,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _id_numbers(count: int) -> list[str]:
+def _id_numbers(count: int, *, skip: int = 0) -> list[str]:
+    """`count` valid ID numbers of the bench district, after the first `skip` (earlier runs')."""
     from services.identifiers import id_check_char
 
-    numbers, day = [], dt.date(1960, 1, 1)
+    numbers, day = [], dt.date(1960, 1, 1) + dt.timedelta(days=skip // 100 + 1)
     while len(numbers) < count:
         for sequence in range(800, 900):
             first17 = f"{BENCH_DISTRICT}{day:%Y%m%d}{sequence:03d}"
@@ -77,11 +79,14 @@ async def _prepare(args: argparse.Namespace) -> tuple[list[str], int, dict[str, 
     ctx = await open_database(settings.tortoise_config())
     started = time.perf_counter()
     try:
-        numbers = _id_numbers(args.citizens)
+        # New citizens each run: one who booked in an earlier run has an active appointment for
+        # the service and would be refused as APPOINTMENT_EXISTS, which is not what is measured.
+        earlier = await Person.filter(name__startswith=BENCH_NAME).count()
+        numbers = _id_numbers(args.citizens, skip=earlier)
         indexes = [vault.blind_index(n) for n in numbers]
         await Person.bulk_create(
             [
-                Person(name=f"压测{i:05d}", id_number_enc=vault.encrypt(n), id_number_index=x)
+                Person(name=f"{BENCH_NAME}{i:05d}", id_number_enc=vault.encrypt(n), id_number_index=x)
                 for i, (n, x) in enumerate(zip(numbers, indexes, strict=True))
             ],
             batch_size=1000,
@@ -92,8 +97,9 @@ async def _prepare(args: argparse.Namespace) -> tuple[list[str], int, dict[str, 
         if office is None:
             raise SystemExit("no office in the database: start the server with --demo data once")
         now = clock.now()
-        start = (now + dt.timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
-        start += dt.timedelta(minutes=int(time.time()) % 1000)  # a fresh slot on every run
+        # A fresh slot each run, off the demo's :00/:30 grid so it collides with none of them.
+        fresh = int(time.time() * 1e6) % 1_000_000
+        start = (now + dt.timedelta(days=3)).replace(second=17, microsecond=fresh)
         slot = await Slot.create(
             office_id=office.code,
             service=args.service,
@@ -137,6 +143,7 @@ async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> d
     base = args.base_url.rstrip("/")
     answers: Counter[str] = Counter()
     latencies: list[float] = []
+    by_answer: dict[str, list[float]] = {}
     gate = asyncio.Event()
     limit = asyncio.Semaphore(args.connections)
     connector = aiohttp.TCPConnector(limit=args.connections, force_close=False)
@@ -159,10 +166,12 @@ async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> d
                             code = json.loads(body).get("code", "")
                         except ValueError:
                             code = "not-json"
-                    answers[f"{response.status} {code}".strip()] += 1
+                    answer = f"{response.status} {code}".strip()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                answers[f"transport {type(exc).__name__}"] += 1
+                answer = f"transport {type(exc).__name__}"
+            answers[answer] += 1
             latencies.append(time.perf_counter() - began)
+            by_answer.setdefault(answer, []).append(latencies[-1])
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         tasks = [asyncio.create_task(book(session, t)) for t in tokens]
@@ -173,8 +182,13 @@ async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> d
         elapsed = time.perf_counter() - started
     latencies.sort()
 
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
+    def pct(p: float, values: list[float] = latencies) -> float:
+        return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 1)
+
+    per_answer = {
+        answer: {"p50": pct(0.5, sorted(v)), "p99": pct(0.99, sorted(v)), "max": pct(1.0, sorted(v))}
+        for answer, v in by_answer.items()
+    }
 
     return {
         "attempts": len(tokens),
@@ -182,6 +196,7 @@ async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> d
         "attempts_per_s": round(len(tokens) / elapsed, 1),
         "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
         "answers": dict(answers.most_common()),
+        "latency_ms_by_answer": per_answer,
     }
 
 

@@ -21,6 +21,7 @@ now, a reminder SMS the day before as a scheduled outbox message, an in-app mess
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -187,6 +188,36 @@ class BookingRequest:
     with_tax: bool = False
 
 
+class RecentlyFull:
+    """Slots this process found full in the last `ttl_s` seconds: in a release-time rush almost
+    every attempt is for a slot that filled a moment ago, and this answers those without a
+    database round trip. It can only say "full" for up to `ttl_s` after a seat was freed (the
+    freed seat goes to the waitlist first anyway); it never lets a booking through, so the
+    capacity guarantee stays with the conditional update (`take_seat`)."""
+
+    def __init__(self, ttl_s: float = 2.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._until: dict[int, float] = {}
+
+    def recently(self, slot_id: int) -> bool:
+        until = self._until.get(slot_id)
+        if until is None:
+            return False
+        if until < time.monotonic():
+            self._until.pop(slot_id, None)
+            return False
+        return True
+
+    def forget(self, slot_id: int) -> None:
+        self._until.pop(slot_id, None)
+
+    def saw(self, slot_id: int) -> None:
+        if len(self._until) >= self.max_entries:
+            self._until.clear()
+        self._until[slot_id] = time.monotonic() + self.ttl_s
+
+
 @dataclass
 class TaxHold:
     """What the tax side holds for a booking in flight, to undo it if ours does not commit."""
@@ -207,6 +238,7 @@ class Booking:
         self.tax = tax
         self.clock = clock
         self.policy = policy
+        self.full = RecentlyFull()
 
     async def refuse_if_blocked(self, person_id: int, now: datetime) -> None:
         days = self.policy.no_show_window_days + self.policy.no_show_block_days
@@ -224,12 +256,19 @@ class Booking:
             )
 
     async def book(self, request: BookingRequest) -> AppointmentView:
+        if self.full.recently(request.slot_id):
+            raise SlotFull(slot_id=request.slot_id)
         now = self.clock.now()
         await self.refuse_if_blocked(request.person_id, now)
         holds: list[TaxHold] = []
         try:
             async with in_transaction() as conn:
                 appointment, slot = await self.book_in(conn, request, ref=new_ref(now), now=now, holds=holds)
+        except SlotFull:
+            self.full.saw(request.slot_id)
+            for hold in holds:
+                await self.undo_tax(hold)
+            raise
         except BaseException:
             for hold in holds:
                 await self.undo_tax(hold)
@@ -248,16 +287,19 @@ class Booking:
         rescheduled_from: int | None = None,
         seat_held: bool = False,
     ) -> tuple[Appointment, Slot]:
-        """Seat, row, tax seat and announcements in the caller's transaction. A tax booking that
-        was attempted is appended to `holds`: the caller undoes it if the transaction does not commit."""
+        """Row, tax seat, announcements and the seat in the caller's transaction. A tax booking that
+        was attempted is appended to `holds`: the caller undoes it if the transaction does not
+        commit (also when the seat went to someone else meanwhile: SlotFull after the tax call)."""
         slot = await open_slot(conn, request.slot_id, request.service, now, with_tax=request.with_tax)
         key = active_key(
             request.person_id, request.service, case_ref=request.case_ref, right_id=request.right_id
         )
+        if not seat_held and slot.booked >= slot.capacity:
+            # A plain read: in a rush most callers are turned away here without a write. The
+            # conditional update at the end is what guarantees the capacity, not this.
+            raise SlotFull(slot_id=slot.id)
         if await Appointment.filter(active_key=key).using_db(conn).exists():
             raise AppointmentExists(service=request.service)
-        if not seat_held:  # a waitlist offer holds its seat already (waitlist.py)
-            await take_seat(conn, slot.id)
         try:
             appointment = await Appointment.create(
                 ref=ref,
@@ -282,6 +324,10 @@ class Booking:
             appointment.tax_slot_start = hold.slot_start
             await appointment.save(using_db=conn, update_fields=["tax_ref", "tax_slot_start"])
         await announce_booking(conn, appointment, slot, policy=self.policy, clock=self.clock)
+        if not seat_held:  # a waitlist offer holds its seat already (waitlist.py)
+            # Last, right before the commit: on PostgreSQL the slot's row stays locked from this
+            # update to the commit, and every other booker of the slot queues on that lock.
+            await take_seat(conn, slot.id)
         return appointment, slot
 
     async def hold_tax(self, appointment: Appointment, slot: Slot, holds: list[TaxHold]) -> TaxHold:
