@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 
 from config.settings import Settings, tortoise_config
@@ -72,6 +73,20 @@ def demo_vault() -> PiiVault:
         key_b64=settings.pii_key.get_secret_value(),
         blind_index_key=settings.blind_index_key.get_secret_value(),
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _queries_back_on_the_app_database(app: Any) -> AsyncIterator[None]:
+    """Tortoise keeps each model's base query on the model class and its INSERT statements in a
+    process-wide cache keyed by connection name, not by dialect, both shared by every context:
+    this module's SQLite contexts would leave SQLite's `?` placeholders to the session app's
+    database (PostgreSQL in CI's second pass). Both are rebuilt around this module."""
+    EXECUTOR_CACHE.clear()
+    yield
+    EXECUTOR_CACHE.clear()
+    apps = app.services.db.apps
+    if apps is not None:
+        apps._build_initial_querysets()
 
 
 @pytest.fixture(scope="module")
