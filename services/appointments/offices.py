@@ -24,7 +24,13 @@ from tortoise.functions import Min
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from services.appointments.models import OfficeClosure, OfficeTimetable, Slot, SlotTemplate
+from services.appointments.models import (
+    OfficeClosure,
+    OfficeTimetable,
+    Slot,
+    SlotTemplate,
+)
+from services.appointments.notices import tell_booked_of_closure
 from services.appointments.slots import (
     MAX_DAYS_AHEAD,
     OpeningHours,
@@ -278,6 +284,7 @@ async def add_closure(*, office_code: str, day: date, reason: str, now: datetime
         day_slots = Slot.filter(office_id=office.code, starts_at__gte=start, starts_at__lt=end)
         closed = await day_slots.filter(booked__lt=F("capacity")).update(capacity=F("booked"))
         booked = sum(s.booked for s in await day_slots.filter(booked__gt=0).only("id", "booked"))
+        await tell_booked_of_closure(office, day=day, reason=reason, start=start, end=end, now=now)
     return ClosureView(day, reason, closed, booked)
 
 

@@ -477,3 +477,25 @@ async def test_a_freed_seat_is_held_for_the_first_waiting_and_passes_on_when_the
     )
     assert r.status_code == 201, r.text
     assert await seats(slot) == (1, 1)
+
+
+async def test_people_booked_on_a_day_the_office_closes_are_told_and_keep_their_booking(client, app, vault):
+    slot = await make_slot(app, capacity=3)
+    person = await create_person(vault=vault)
+    r = await book(client, citizen_headers(app, person), slot)
+    assert r.status_code == 201, r.text
+    ref = r.json()["ref"]
+    admin = await staff_headers(client, role="admin")
+    day = slot.starts_at.astimezone(SHANGHAI).date()
+    r = await client.post(
+        f"/api/v1/admin/offices/{slot.office_id}/closures",  # type: ignore[attr-defined]
+        json={"day": day.isoformat(), "reason": "设备检修"},
+        headers=admin,
+    )
+    assert r.status_code in (200, 201), r.text
+    assert (await Slot.get(id=slot.id)).capacity == 1  # nobody else can book the closed day
+    sms = await wait_for(lambda: delivered(f"sms.office_closed:{ref}:{day.isoformat()}"), what="the SMS")
+    assert _payload(sms)["template"] == "appointment_office_closed"
+    inbox = (await client.get("/api/v1/me/messages", headers=citizen_headers(app, person))).json()["items"]
+    assert any(m["data"].get("event") == "office_closed" and m["data"].get("ref") == ref for m in inbox)
+    assert (await Appointment.get(ref=ref)).status == "booked"
