@@ -15,6 +15,7 @@ from typing import Any
 from sanic import HTTPResponse, Request, Sanic
 from sanic import exceptions as sanic_exceptions
 from sanic.response import json as json_response
+from tortoise.exceptions import ValidationError as TortoiseValidationError
 
 from integrations.errors import IntegrationError
 from services import errors as e
@@ -190,6 +191,13 @@ def register_error_handlers(app: Sanic) -> None:
             detail=en if english else zh,
             headers=headers,
         )
+
+    @app.exception(TortoiseValidationError)
+    async def on_field_validation(request: Request, error: TortoiseValidationError) -> HTTPResponse:
+        # Safety net: a value that does not fit a column (too long, out of range) reached the
+        # ORM. The input was bad, not the server: 422, with no value echoed.
+        log.warning("a value reached the ORM that does not fit its field: %s", type(error).__name__)
+        return domain_problem(request, e.ValidationFailed())
 
     @app.exception(Exception)
     async def on_unexpected(request: Request, error: Exception) -> HTTPResponse:

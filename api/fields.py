@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from api.validation import domain_checked
 from services import identifiers
@@ -32,4 +34,23 @@ CreditCode = Annotated[
     str,
     Field(min_length=18, max_length=18, pattern=CREDIT_CODE_PATTERN, description="GB 32100 credit code"),
     AfterValidator(domain_checked(identifiers.normalise_credit_code)),
+]
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _calendar_day_text(value: object) -> object:
+    """Only YYYY-MM-DD: pydantic alone would read `0` as 1970-01-01 or a timestamp as a day."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _DAY.fullmatch(value):
+        raise ValueError("a calendar day must be written YYYY-MM-DD")
+    return value
+
+
+CalendarDay = Annotated[
+    dt.date,
+    BeforeValidator(_calendar_day_text),
+    Field(description="a calendar day, YYYY-MM-DD", examples=["2027-01-04"]),
 ]

@@ -222,7 +222,8 @@ def _document_idempotency(operation: Any, *, required: bool) -> None:
     )
     for code in (400, 409, 422, *((428,) if required else ())):
         if code not in operation.responses:
-            problem = {"application/problem+json": ref(Problem)}
+            # Added after sanic-ext built the operation, so written as it emits it: under `schema`.
+            problem = {"application/problem+json": {"schema": ref(Problem)}}
             operation.responses[code] = Response(problem, status=code, description=ERROR_DESCRIPTIONS[code])
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json, raw
 
+from api.fields import CalendarDay
 from api.guards import current_principal, requires
 from api.idempotency import idempotent
 from api.openapi import doc
@@ -57,7 +58,7 @@ class AppointmentList(BaseModel):
 class DayQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: dt.date | None = Field(default=None, description="a Shanghai calendar day; today if absent")
+    date: CalendarDay | None = Field(default=None, description="a Shanghai calendar day; today if absent")
 
 
 # --- the citizen ----------------------------------------------------------------------------------

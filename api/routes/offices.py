@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import empty, json
 
+from api.fields import CalendarDay
 from api.guards import requires
 from api.openapi import doc
 from api.validation import parse_json, parse_query
@@ -57,7 +58,7 @@ class OfficeList(BaseModel):
 class SlotQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: dt.date | None = Field(
+    date: CalendarDay | None = Field(
         default=None, description="Shanghai calendar day, YYYY-MM-DD, today to 60 days ahead; default today"
     )
     service: Annotated[str, SERVICE]

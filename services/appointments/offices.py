@@ -195,8 +195,12 @@ def _local(value: datetime | None) -> datetime | None:
     return value.astimezone(SHANGHAI) if value is not None else None
 
 
+_CODE_MAX = Office._meta.fields_map["code"].max_length  # type: ignore[attr-defined]
+
+
 async def _office(code: str) -> Office:
-    office = await Office.get_or_none(code=code)
+    # A code longer than any office's cannot name one (and would not fit the column's filter).
+    office = await Office.get_or_none(code=code) if len(code) <= _CODE_MAX else None
     if office is None:
         raise OfficeNotFound(office_code=code)
     return office

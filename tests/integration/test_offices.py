@@ -316,3 +316,9 @@ async def test_concurrent_releases_make_each_slot_once(client, app) -> None:
     assert await Slot.filter(office_id=code).count() == len(
         {s.starts_at for s in await Slot.filter(office_id=code)}
     )
+
+
+async def test_an_office_code_longer_than_any_is_not_found_not_a_server_error(client):
+    """Found by the fuzzer: Sanic hands over the undecoded path segment (21 characters here)."""
+    r = await client.get("/api/v1/offices/%C3%9A%11%F2%94%B6%B2/slots", params={"service": "mortgage"})
+    assert r.status_code == 404 and r.json()["code"] == "OFFICE_NOT_FOUND", r.text
