@@ -14,6 +14,12 @@ from services.identity.tokens import Principal
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
+def client_ip(request: Request) -> str:
+    """The caller's address as rate limits key it: the proxy-reported one when PROXIES_COUNT says
+    how many proxies to trust (Sanic's `remote_addr`), else the peer's."""
+    return request.remote_addr or request.ip or "unknown"
+
+
 async def current_principal(request: Request) -> Principal:
     cached = getattr(request.ctx, "principal", None)
     if cached is not None:

@@ -10,7 +10,7 @@ from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import empty, json
 
 from api.fields import Phone
-from api.guards import current_principal
+from api.guards import client_ip, current_principal
 from api.openapi import doc
 from api.validation import parse_json
 from services.errors import AuthenticationFailed
@@ -84,10 +84,6 @@ def _token_response(pair: TokenPair) -> HTTPResponse:
     return json(body, headers={"Cache-Control": "no-store"})
 
 
-def _client_ip(request: Request) -> str:
-    return request.remote_addr or request.ip or "unknown"
-
-
 @bp.post("/sms-codes")
 @doc(
     summary="Send a sign-in code by SMS to a phone registered to a real-name person",
@@ -100,7 +96,7 @@ def _client_ip(request: Request) -> str:
 async def send_sms_code(request: Request) -> HTTPResponse:
     body = parse_json(request, SmsCodeRequest)
     ttl = await request.app.ctx.services.auth.request_sms_code(
-        phone=body.phone, client_ip=_client_ip(request)
+        phone=body.phone, client_ip=client_ip(request)
     )
     return json({"status": "sent", "expires_in": ttl}, status=202)
 
@@ -133,7 +129,7 @@ async def sign_in_with_code(request: Request) -> HTTPResponse:
 async def sign_in_staff(request: Request) -> HTTPResponse:
     body = parse_json(request, StaffSignIn)
     pair = await request.app.ctx.services.auth.sign_in_staff(
-        username=body.username, password=body.password, client_ip=_client_ip(request)
+        username=body.username, password=body.password, client_ip=client_ip(request)
     )
     return _token_response(pair)
 
@@ -160,7 +156,7 @@ async def client_token(request: Request) -> HTTPResponse:
     if not client_id or not client_secret:
         raise AuthenticationFailed(reason="invalid_client")
     pair = await request.app.ctx.services.auth.sign_in_client(
-        client_id=client_id, client_secret=client_secret, scope=body.scope, client_ip=_client_ip(request)
+        client_id=client_id, client_secret=client_secret, scope=body.scope, client_ip=client_ip(request)
     )
     return _token_response(pair)
 

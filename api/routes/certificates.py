@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json, raw
 
-from api.guards import current_principal, requires
+from api.guards import client_ip, current_principal, requires
 from api.idempotency import idempotent
 from api.openapi import doc
 from api.routes.properties import person_id_of, services
@@ -169,7 +169,7 @@ async def verify_public(request: Request) -> HTTPResponse:
     body = parse_json(request, VerifyRequest)
     result = await services(request).verifier.verify_public(
         body.qr,
-        client_ip=request.remote_addr or request.ip or "unknown",
+        client_ip=client_ip(request),
         request_id=getattr(request.ctx, "request_id", None),
     )
     return json(result, headers=_NO_STORE)

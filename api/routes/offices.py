@@ -214,7 +214,9 @@ async def set_timetable(request: Request, code: str) -> HTTPResponse:
 @requires("admin")
 async def add_closure(request: Request, code: str) -> HTTPResponse:
     body = parse_json(request, ClosureRequest)
-    view = await offices.add_closure(office_code=code, day=body.day, reason=body.reason, now=_now(request))
+    view = await offices.add_closure(
+        office_code=code, day=body.day, reason=body.reason, clock=request.app.ctx.services.clock
+    )
     return json(view)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from services.appointments.models import BOOKED, Appointment
-from services.clock import SHANGHAI, FrozenClock
+from services.clock import SHANGHAI, Clock
 from services.messages import SMS_SEND, post_message, sms_to_person
 from services.outbox import enqueue
 from services.registry.models import Office
 
 
 async def tell_booked_of_closure(
-    office: Office, *, day: date, reason: str, start: datetime, end: datetime, now: datetime
+    office: Office, *, day: date, reason: str, start: datetime, end: datetime, clock: Clock
 ) -> int:
     """Everyone already booked at the office that day is told, in the closure's transaction, by
     in-app message and SMS (`appointment_office_closed`), to reschedule or cancel: their booking
@@ -32,7 +32,7 @@ async def tell_booked_of_closure(
                 "无法办理，请改约或取消。"
             ),
             data={"ref": appointment.ref, "event": "office_closed", "day": day.isoformat()},
-            clock=FrozenClock(now),
+            clock=clock,
         )
         await enqueue(
             topic=SMS_SEND,
@@ -47,6 +47,6 @@ async def tell_booked_of_closure(
                 },
             ),
             idempotency_key=f"sms.office_closed:{appointment.ref}:{day.isoformat()}",
-            clock=FrozenClock(now),
+            clock=clock,
         )
     return len(appointments)

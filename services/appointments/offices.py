@@ -40,7 +40,7 @@ from services.appointments.slots import (
     release_due_slots,
     shanghai_day_bounds,
 )
-from services.clock import SHANGHAI
+from services.clock import SHANGHAI, Clock
 from services.errors import NotFound, ValidationFailed
 from services.registry.models import Office
 
@@ -277,8 +277,9 @@ async def set_timetable(
     return TimetableView(office.code, hours, codes, phone)
 
 
-async def add_closure(*, office_code: str, day: date, reason: str, now: datetime) -> ClosureView:
+async def add_closure(*, office_code: str, day: date, reason: str, clock: Clock) -> ClosureView:
     """Close an office on `day` (idempotent per day: the reason is updated)."""
+    now = clock.now()
     if day < now.astimezone(SHANGHAI).date():
         raise DateOutOfRange("不能为过去的日期设置闭馆", "A closure cannot be in the past", field="day")
     office = await _office(office_code)
@@ -288,7 +289,7 @@ async def add_closure(*, office_code: str, day: date, reason: str, now: datetime
         day_slots = Slot.filter(office_id=office.code, starts_at__gte=start, starts_at__lt=end)
         closed = await day_slots.filter(booked__lt=F("capacity")).update(capacity=F("booked"))
         booked = sum(s.booked for s in await day_slots.filter(booked__gt=0).only("id", "booked"))
-        await tell_booked_of_closure(office, day=day, reason=reason, start=start, end=end, now=now)
+        await tell_booked_of_closure(office, day=day, reason=reason, start=start, end=end, clock=clock)
     return ClosureView(day, reason, closed, booked)
 
 

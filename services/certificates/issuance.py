@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from certificates.keys import CertificateKeyring
@@ -194,7 +195,7 @@ class CertificateService:
             await self._announce(cert, purpose, conn)
         return self.view(cert)
 
-    async def _announce(self, cert: Certificate, purpose: Purpose, conn: object) -> None:
+    async def _announce(self, cert: Certificate, purpose: Purpose, conn: BaseDBAsyncClient) -> None:
         title = f"{self.catalogue.title}已出具"
         await post_message(
             person_id=cert.person_id,  # type: ignore[attr-defined]
@@ -206,7 +207,7 @@ class CertificateService:
             ),
             data={"serial": cert.serial, "event": "issued"},
             clock=self.clock,
-            connection=conn,  # type: ignore[arg-type]
+            connection=conn,
         )
         await enqueue(
             topic=SMS_SEND,
@@ -216,14 +217,14 @@ class CertificateService:
                 params={"certificate": self.catalogue.title, "number": cert.serial},
             ),
             idempotency_key=f"sms.certificate_issued:{cert.serial}",
-            connection=conn,  # type: ignore[arg-type]
+            connection=conn,
             clock=self.clock,
         )
         await enqueue(
             topic=ELICENSE_STORE,
             payload=StoreLicense(certificate_id=cert.id),
             idempotency_key=store_key(cert.serial),
-            connection=conn,  # type: ignore[arg-type]
+            connection=conn,
             clock=self.clock,
         )
 
