@@ -17,6 +17,7 @@ from certificates.tokens import CertificateClaims
 from services.certificates.models import Certificate
 from services.errors import RegisterStateConflict
 from services.outbox.models import OutboxMessage
+from services.ratelimit import per_seconds
 from services.registry.changes import register_transfer
 from tests.factories import (
     create_person,
@@ -355,3 +356,21 @@ async def test_a_certificate_signed_before_a_key_rotation_still_verifies(client,
         assert verification_url(services.settings.base_url, "x").endswith("/v#x")
     finally:
         services.certificates.keyring = services.verifier.keyring = rotated
+
+
+async def test_the_public_check_is_limited_per_address_even_in_parallel(client, app, vault) -> None:
+    """100 checks at once from one address: exactly the per-minute allowance is answered."""
+    person = await create_person(vault=vault)
+    qr = (await _issued(client, app, person))["qr_text"]
+    cap = app.services.settings.public_verifications_per_minute
+    window = per_seconds(cap, 60)
+    await app.services.limiter.clear(window, "certificate-verify-ip", "127.0.0.1")  # earlier tests' checks
+    try:
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/public/verifications", json={"qr": qr}) for _ in range(100))
+        )
+        statuses = [r.status_code for r in answers]
+        assert statuses.count(200) == cap and statuses.count(429) == 100 - cap, statuses
+        assert all(r.json()["code"] == "RATE_LIMITED" for r in answers if r.status_code == 429)
+    finally:
+        await app.services.limiter.clear(window, "certificate-verify-ip", "127.0.0.1")
