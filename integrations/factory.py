@@ -101,7 +101,13 @@ def build_integrations(
     for config in catalogue.providers:
         cls = _adapter(utility_http.ADAPTERS, config.adapter, config.name)
         base_url = config.base_url or _simulated(settings.utilities_simulator_url, config.name)
-        providers[config.name] = cls(name=config.name, kind=config.kind, base_url=base_url, **common)
+        providers[config.name] = cls(
+            name=config.name,
+            kind=config.kind,
+            dedupes=config.dedupes,
+            base_url=base_url,
+            **{**common, "timeout_s": config.timeout_s or settings.external_timeout_s},
+        )
 
     senders = {}
     for bank in banks if banks is not None else load_banks(settings.banks_file):
@@ -197,9 +203,13 @@ class SimulatorSuite:
         banks: Iterable[BankConfig] | None = None,
         catalogue: ProviderCatalogue | None = None,
         sms_api_key: str | None = None,
+        utilities_processing_s: float = 0.0,
+        seed: int | None = None,
     ) -> SimulatorSuite:
         """Build (not start) the simulators; bank secrets, provider names and the SMS key come
-        from the arguments, else from `settings`, else from the default settings."""
+        from the arguments, else from `settings`, else from the default settings. `seed` makes the
+        utilities simulator's probabilistic faults reproducible; `utilities_processing_s` is how
+        long its transfers take to complete (0: at once)."""
         settings = settings if settings is not None else Settings()
         banks = list(banks) if banks is not None else load_banks(settings.banks_file)
         catalogue = catalogue if catalogue is not None else load_providers(settings.utility_providers_file)
@@ -208,7 +218,12 @@ class SimulatorSuite:
             tax=TaxSimulator(),
             elicense=ElicenseSimulator(),
             appointment_centre=AppointmentCentreSimulator(),
-            utilities=UtilitiesSimulator(providers=[p.name for p in catalogue.providers]),
+            utilities=UtilitiesSimulator(
+                providers=[p.name for p in catalogue.providers],
+                non_deduping=[p.name for p in catalogue.providers if not p.dedupes],
+                processing_s=utilities_processing_s,
+                seed=seed,
+            ),
             banks=BankCallbackSimulator(banks),
             sms=SmsGatewaySimulator(
                 api_key=sms_api_key
@@ -227,9 +242,18 @@ class SimulatorSuite:
         banks: Iterable[BankConfig] | None = None,
         catalogue: ProviderCatalogue | None = None,
         sms_api_key: str | None = None,
+        utilities_processing_s: float = 0.0,
+        seed: int | None = None,
     ) -> SimulatorSuite:
         """Start all simulators: base_port 0 = ephemeral ports, else base_port + index in ORDER."""
-        suite = cls.create(settings=settings, banks=banks, catalogue=catalogue, sms_api_key=sms_api_key)
+        suite = cls.create(
+            settings=settings,
+            banks=banks,
+            catalogue=catalogue,
+            sms_api_key=sms_api_key,
+            utilities_processing_s=utilities_processing_s,
+            seed=seed,
+        )
         await suite.start_all(host, base_port)
         return suite
 

@@ -12,6 +12,18 @@ Each simulator registers its routes with an operation name. Every such route get
   original answer (header `Idempotent-Replayed: true`) without applying again; the same key with a
   different request body is refused with 422, as Stripe does.
 
+Faults compose the way a bad network does. Each request draws independently against every active
+fault that matches its operation, in the order they were set: a fault with a `probability` fires
+with that chance, one without it always fires; `count` limits how many times a fault fires. Every
+firing `latency` fault adds its delay; of the other modes the first that fires decides the outcome
+and the rest are not drawn for that request. The draws come from `random.Random(seed)`
+(`Simulator(seed=...)`, re-seeded by `reset()`), so a run with the same seed and the same requests
+faults the same requests.
+
+Exactly-once accounting is kept even where a system does not deduplicate: a subclass that answers
+False from `_dedupes(request)` applies a repeated key again (as a real provider without idempotency
+would), and `sim.applied(key=K)` then counts every application, so a test can tell 1 from 2.
+
 `POST /_sim/reset` (or `sim.reset()`) forgets faults, counters, stored answers and everything the
 operations created; reference data loaded from outside (e.g. the civil registry's people) stays.
 """
@@ -21,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,10 +58,12 @@ class FaultMode(StrEnum):
 @dataclass
 class Fault:
     mode: FaultMode
-    remaining: int | None = None  # None = until cleared
+    remaining: int | None = None  # applications left; None = until cleared
     latency_ms: int | None = None
     status: int = 503
     operations: frozenset[str] | None = None  # None = every operation
+    probability: float | None = None  # chance per matching request; None = every one
+    applied: int = 0  # how many requests it hit so far
 
     def matches(self, operation: str) -> bool:
         return self.operations is None or operation in self.operations
@@ -60,7 +75,21 @@ class Fault:
             "latency_ms": self.latency_ms,
             "status": self.status,
             "operations": sorted(self.operations) if self.operations is not None else None,
+            "probability": self.probability,
+            "applied": self.applied,
         }
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """The faults one request drew: the summed latency, and at most one fault that decides the outcome."""
+
+    latency_s: float = 0.0
+    outcome: Fault | None = None
+
+    @property
+    def faulted(self) -> bool:
+        return self.latency_s > 0 or self.outcome is not None
 
 
 @dataclass
@@ -112,9 +141,11 @@ class Simulator:
 
     name: str = "simulator"
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, *, clock: Callable[[], datetime] | None = None, seed: int | None = None) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.app = web.Application()
+        self._seed = seed
+        self._random = random.Random(seed)
         self._faults: list[Fault] = []
         self._acct = _Accounting()
         self._effect_lock = asyncio.Lock()
@@ -167,22 +198,32 @@ class Simulator:
         latency_ms: int | None = None,
         status: int = 503,
         operations: Iterable[str] | None = None,
+        probability: float | None = None,
     ) -> Fault:
-        """Apply a fault to the next `count` matching requests (None = until cleared)."""
+        """Apply a fault to matching requests: each one (or, with `probability`, each with that
+        chance) until it has hit `count` of them (None = until cleared)."""
         fault = Fault(
             mode=FaultMode(mode),
             remaining=count,
             latency_ms=latency_ms,
             status=status,
             operations=frozenset(operations) if operations is not None else None,
+            probability=float(probability) if probability is not None else None,
         )
         unknown = (fault.operations or frozenset()) - set(self.operations)
         if unknown:
             raise ValueError(f"{self.name} has no operation(s) {sorted(unknown)}; it has {self.operations}")
         if count is not None and count < 1:
             raise ValueError("count must be at least 1, or None for until cleared")
+        if fault.probability is not None and not 0.0 <= fault.probability <= 1.0:
+            raise ValueError("probability must be between 0 and 1, or None for every request")
         self._faults.append(fault)
         return fault
+
+    def reseed(self, seed: int | None) -> None:
+        """Start the fault draws again from `seed` (kept by later `reset()`s)."""
+        self._seed = seed
+        self._random = random.Random(seed)
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -203,6 +244,7 @@ class Simulator:
 
     def reset(self) -> None:
         self._faults.clear()
+        self._random = random.Random(self._seed)
         self._acct = _Accounting()
         self._reset_effects()
 
@@ -235,6 +277,11 @@ class Simulator:
     def _extra_state(self) -> dict[str, Any]:
         return {}
 
+    def _dedupes(self, request: web.Request) -> bool:
+        """Whether this effectful request is deduplicated by its Idempotency-Key; override for a
+        system (or one of its tenants) that applies every request it receives."""
+        return True
+
     def route(self, method: str, path: str, operation: str, handler: Handler, *, effectful: bool) -> None:
         """Register a simulated operation; effectful ones require and dedupe by Idempotency-Key."""
         self._operations.add(operation)
@@ -246,32 +293,43 @@ class Simulator:
 
     # --- the request pipeline -----------------------------------------------------------------
 
-    def _take_fault(self, operation: str) -> Fault | None:
-        for fault in self._faults:
-            if fault.matches(operation):
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                return fault
-        return None
+    def _draw_faults(self, operation: str) -> _Hit:
+        """Decide, once per request, which faults hit it (see the module docstring)."""
+        latency_s = 0.0
+        outcome: Fault | None = None
+        for fault in list(self._faults):
+            if not fault.matches(operation) or (outcome is not None and fault.mode is not FaultMode.LATENCY):
+                continue
+            if fault.probability is not None and self._random.random() >= fault.probability:
+                continue
+            fault.applied += 1
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+            if fault.mode is FaultMode.LATENCY:
+                latency_s += (fault.latency_ms or 0) / 1000
+            else:
+                outcome = fault
+        return _Hit(latency_s, outcome)
 
     async def _serve(
         self, request: web.Request, operation: str, handler: Handler, effectful: bool
     ) -> web.StreamResponse:
         self._acct.requests[operation] += 1
-        fault = self._take_fault(operation)
-        if fault is not None:
+        hit = self._draw_faults(operation)
+        fault = hit.outcome
+        if hit.faulted:
             self._acct.faulted[operation] += 1
-            if fault.mode is FaultMode.LATENCY:
-                await asyncio.sleep((fault.latency_ms or 0) / 1000)
-            elif fault.mode is FaultMode.ERROR:
-                return Reply(
-                    fault.status, {"code": "SIMULATED_FAULT", "message": f"injected HTTP {fault.status}"}
-                ).to_response()
-            elif fault.mode is FaultMode.TIMEOUT:
-                await asyncio.sleep((fault.latency_ms or 0) / 1000 or TIMEOUT_SLEEP_S)
-                return _drop(request)
+        if hit.latency_s:
+            await asyncio.sleep(hit.latency_s)
+        if fault is not None and fault.mode is FaultMode.ERROR:
+            return Reply(
+                fault.status, {"code": "SIMULATED_FAULT", "message": f"injected HTTP {fault.status}"}
+            ).to_response()
+        if fault is not None and fault.mode is FaultMode.TIMEOUT:
+            await asyncio.sleep((fault.latency_ms or 0) / 1000 or TIMEOUT_SLEEP_S)
+            return _drop(request)
         reply, replayed = await self._apply(request, operation, handler, effectful)
         if fault is not None and fault.mode is FaultMode.DROP:
             return _drop(request)
@@ -282,6 +340,8 @@ class Simulator:
     ) -> tuple[Reply, bool]:
         if not effectful:
             return await self._run(request, handler), False
+        if not self._dedupes(request):
+            return await self._apply_every_time(request, operation, handler), False
         key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
         if not key:
             return Reply(
@@ -311,6 +371,22 @@ class Simulator:
                 self._acct.applied[operation] += 1
             return reply, False
 
+    async def _apply_every_time(self, request: web.Request, operation: str, handler: Handler) -> Reply:
+        """No deduplication: apply whatever arrives, and still count applications per key."""
+        key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+        async with self._effect_lock:
+            reply = await self._run(request, handler)
+            if not 200 <= reply.status < 300:
+                return reply
+            self._acct.applied[operation] += 1
+            if key:
+                record = self._acct.keys.get(key)
+                if record is None:
+                    record = self._acct.keys[key] = _KeyRecord(operation=operation, fingerprint="")
+                record.reply = reply
+                record.applied += 1
+            return reply
+
     async def _run(self, request: web.Request, handler: Handler) -> Reply:
         try:
             return await handler(request)
@@ -331,12 +407,14 @@ class Simulator:
             count = body.get("count")
             latency = body.get("latency_ms")
             operations = body.get("operations")
+            probability = body.get("probability")
             fault = self.set_fault(
                 str(body["mode"]),
                 count=int(count) if count is not None else None,
                 latency_ms=int(latency) if latency is not None else None,
                 status=int(body.get("status", 503)),
                 operations=[str(o) for o in operations] if operations is not None else None,
+                probability=float(probability) if probability is not None else None,
             )
         except SimRejection as rejection:
             return rejection.reply.to_response()

@@ -31,6 +31,8 @@ class ProviderConfig:
     adapter: str  # a key of integrations.utilities.http.ADAPTERS
     base_url: str = ""  # empty = the utilities simulator
     display_name: str = ""
+    timeout_s: float | None = None  # per call; None = Settings.external_timeout_s
+    dedupes: bool = True  # deduplicates transfers by our idempotency key (else: never retried)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,14 @@ def _provider(entry: Mapping[str, Any], area: Mapping[str, str]) -> ProviderConf
     adapter = str(entry["adapter"])
     if not adapter:
         raise ValueError("adapter is empty")
+    timeout = entry.get("timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+        raise ValueError("timeout_s must be a number of seconds")
+    if timeout is not None and timeout <= 0:
+        raise ValueError("timeout_s must be positive")
+    dedupes = entry.get("dedupes", True)
+    if not isinstance(dedupes, bool):
+        raise ValueError("dedupes must be true or false")
     return ProviderConfig(
         name=name,
         kind=kind,
@@ -105,6 +115,8 @@ def _provider(entry: Mapping[str, Any], area: Mapping[str, str]) -> ProviderConf
         adapter=adapter,
         base_url=str(entry.get("base_url", "")),
         display_name=str(entry.get("display_name", "")),
+        timeout_s=float(timeout) if timeout is not None else None,
+        dedupes=dedupes,
     )
 
 

@@ -255,7 +255,8 @@ EFFECTS = [
     "elicense.store_license",
     "appointment_centre.push_appointment",
     "utilities.json_api",
-    "utilities.staff_portal",
+    # "utilities.staff_portal": the configured portals do not deduplicate, so their transfers are
+    # never retried; tests/integration/test_utility_providers.py covers both kinds of portal.
     "banks.notify_filing",
     "sms.send",
 ]
@@ -341,7 +342,15 @@ async def test_fault_admin_api(world: SimulatedWorld) -> None:
         async with http.get(f"{sim.base_url}/_sim/state") as response:
             state = await response.json()
         assert state["faults"] == [
-            {"mode": "error", "count": 1, "latency_ms": None, "status": 500, "operations": ["get_person"]}
+            {
+                "mode": "error",
+                "count": 1,
+                "latency_ms": None,
+                "status": 500,
+                "operations": ["get_person"],
+                "probability": None,
+                "applied": 0,
+            }
         ]
         await world.integrations.civil_registry.get_person(ID)  # 500 once, then retried
         async with http.get(f"{sim.base_url}/_sim/state") as response:
@@ -415,11 +424,18 @@ async def test_logs_never_hold_a_full_id_number(
     world: SimulatedWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="integrations")
-    world.suite.civil_registry.set_fault("error", count=1)
-    await world.integrations.civil_registry.get_person(ID)
-    await world.integrations.civil_registry.verify_guardianship(ID, CHILD_ID)
-    with pytest.raises(RequestRejected):
-        await world.integrations.civil_registry.get_person("11010519491231002X")
+    # import-linter's CLI (tests/unit/test_architecture.py) disables every existing logger in this
+    # process through dictConfig; a server process configures logging once.
+    logger = logging.getLogger("integrations")
+    was_disabled, logger.disabled = logger.disabled, False
+    try:
+        world.suite.civil_registry.set_fault("error", count=1)
+        await world.integrations.civil_registry.get_person(ID)
+        await world.integrations.civil_registry.verify_guardianship(ID, CHILD_ID)
+        with pytest.raises(RequestRejected):
+            await world.integrations.civil_registry.get_person("11010519491231002X")
+    finally:
+        logger.disabled = was_disabled
     assert caplog.records
     for record in caplog.records:
         dumped = repr(record.__dict__) + record.getMessage()

@@ -298,7 +298,7 @@ CATALOGUE = parse_providers(
 
 
 async def test_utilities_route_to_fakes_that_refuse_bad_accounts() -> None:
-    router = fake_utilities(CATALOGUE)
+    router = fake_utilities(CATALOGUE, processing_s=3600)  # still with the clerks when we look
     water = router.provider_for(UtilityKind.WATER, "310115")
     transfer = await water.transfer_account("k1", "12345678", "A", "B", UNIT, "浦东路 1 号", date(2030, 7, 1))
     assert transfer.status is TransferStatus.SUBMITTED

@@ -116,6 +116,12 @@ class FakeProvider(UtilityProvider):
     async def _get_transfer(self, ref: str) -> UtilityTransfer:
         raise NotImplementedError
 
+    async def _lookup_account(self, unit_number: str) -> str | None:
+        raise NotImplementedError
+
+    async def _find_transfer(self, idempotency_key: str) -> UtilityTransfer | None:
+        raise NotImplementedError
+
 
 def _router(catalogue) -> UtilityRouter:
     metrics = integration_metrics(CollectorRegistry())
