@@ -28,8 +28,9 @@ from sanic.worker.loader import AppLoader
 from api.container import certificate_keyring
 from api.observability import configure_logging
 from certificates.keys import CertificateKeyring
-from config.settings import Settings, load_settings
+from config.settings import Profile, Settings, load_settings
 from services.identity.install_keys import with_install_secrets
+from standards.crypto_profile import signature_algorithm
 
 log = logging.getLogger("estate.cli")
 
@@ -185,8 +186,12 @@ async def _audit_verify(settings: Settings) -> int:
 def _certificate_keys(settings: Settings, command: str) -> int:
     directory = settings.certificate_keys_dir or settings.key_dir / "certificates"
     if command == "rotate":
-        certificate_keyring(settings)  # refuses a broken directory before adding to it
-        kid = CertificateKeyring.rotate(directory)
+        if settings.profile is Profile.PRODUCTION and settings.certificate_keys_dir is not None:
+            # refuses a broken directory before adding to it; its current key may be of either algorithm
+            CertificateKeyring.load(directory)
+        else:
+            certificate_keyring(settings)
+        kid = CertificateKeyring.rotate(directory, signature_algorithm(settings.crypto_profile))
         print(f"new current certificate key {kid} in {directory}; restart the service to sign with it")
     print(json.dumps(certificate_keyring(settings).jwks(), indent=2))
     return 0

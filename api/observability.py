@@ -31,6 +31,7 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
 def mask_personal_numbers(text: str) -> str:
     return _MOBILE.sub(r"\1****\2", _ID_NUMBER.sub(r"\1**********\2", text))
 
+
 HTTP_REQUESTS = Counter("estate_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
     "estate_http_request_seconds",

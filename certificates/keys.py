@@ -1,14 +1,21 @@
-"""Certificate signing keys: one current Ed25519 key signs, retired keys still verify.
+"""Certificate signing keys: one current key signs, retired keys still verify.
 
 These keys sign no-housing certificates only; the access-token key is a different key in a
 different place, so a leak of one does not let anyone forge the other.
+
+A key is Ed25519 (JOSE `EdDSA`, the `international` cryptography profile) or SM2 with SM3
+(`SM2SM3`, the `national` profile; standards/crypto_profile.py). The profile chooses the
+algorithm of the keys `ensure` and `rotate` *make*; every key verifies with its own algorithm, so
+a directory or JWK Set may hold both, and a rotation from one profile to the other keeps what the
+old key signed verifiable.
 
 Key directory (one file per key, named by kid):
 - `<kid>.key.pem`: the current private key, PKCS#8 PEM, mode 0600. Exactly one.
 - `<kid>.pub.pem`: a retired key, public only (SubjectPublicKeyInfo PEM). Any number.
 The directory is 0700. `load` refuses an empty directory, a private key file other users can
 read or anyone but the owner can write (0640 is accepted for mounted secrets; 0644 is not), an
-unreadable file, a file whose name is not its kid, and more than one private key.
+unreadable file, a file whose name is not its kid, more than one private key, and (when asked
+for an algorithm) a current key of the other algorithm.
 
 Invariants
 - Rotation never invalidates what an older key signed: the old key stays as `<kid>.pub.pem`,
@@ -19,8 +26,10 @@ Invariants
   files: nothing is lost, an operator deletes the older one (its `.pub.pem` is already there).
   Rotation takes no lock: run it from one place (a deploy step), not from every worker.
 
-`kid` = base64url (no padding) of the first 8 bytes of SHA-256 of the raw 32-byte public key,
-as the DCC derives its kid from the signer certificate.
+`kid` = base64url (no padding) of the first 8 bytes of SHA-256 of the raw public key (Ed25519:
+the 32 key bytes; SM2: the uncompressed point 04 || x || y), as the DCC derives its kid from the
+signer certificate. The kid is a name, not a security function, so it is SHA-256 under both
+profiles and a key keeps its kid across a profile change.
 To withdraw a compromised key, delete its file (and it leaves the JWK Set with it).
 """
 
@@ -35,11 +44,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from certificates import tokens
 from certificates.tokens import CertificateClaims, PresentationClaims, RevocationList
+from standards.crypto_profile import (
+    EDDSA,
+    SignatureAlgorithm,
+    SigningKey,
+    VerifyingKey,
+    generate_signing_key,
+    load_signing_key,
+    load_verifying_key,
+    verifying_key_from_jwk,
+)
 
 PRIVATE_SUFFIX = ".key.pem"
 PUBLIC_SUFFIX = ".pub.pem"
@@ -54,12 +70,8 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _raw(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def kid_of(public_key: Ed25519PublicKey) -> str:
-    return _b64url(hashlib.sha256(_raw(public_key)).digest()[:8])
+def kid_of(public_key: VerifyingKey) -> str:
+    return _b64url(hashlib.sha256(public_key.identity()).digest()[:8])
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -74,11 +86,9 @@ def _write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _write_public(path: Path, key: Ed25519PublicKey) -> None:
+def _write_public(path: Path, key: VerifyingKey) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(
-        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    tmp.write_bytes(key.pem())
     tmp.chmod(0o644)
     tmp.replace(path)
 
@@ -90,7 +100,7 @@ def _read(path: Path) -> bytes:
         raise KeyringError(f"cannot read certificate key {path}: {e.strerror}") from e
 
 
-def _load_private(path: Path) -> Ed25519PrivateKey:
+def _load_private(path: Path) -> SigningKey:
     mode = path.stat().st_mode
     if mode & _FORBIDDEN_PRIVATE_BITS:
         raise KeyringError(
@@ -98,25 +108,19 @@ def _load_private(path: Path) -> Ed25519PrivateKey:
             f"or change it. Run `chmod 600 {path}` (0640 is accepted for a group-mounted secret)."
         )
     try:
-        key = serialization.load_pem_private_key(_read(path), password=None)
+        return load_signing_key(_read(path))
     except ValueError as e:
-        raise KeyringError(f"{path} is not a PEM private key") from e
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyringError(f"{path} is not an Ed25519 key")
-    return key
+        raise KeyringError(f"{path} is not a PEM private key of Ed25519 or SM2: {e}") from e
 
 
-def _load_public(path: Path) -> Ed25519PublicKey:
+def _load_public(path: Path) -> VerifyingKey:
     try:
-        key = serialization.load_pem_public_key(_read(path))
+        return load_verifying_key(_read(path))
     except ValueError as e:
-        raise KeyringError(f"{path} is not a PEM public key") from e
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyringError(f"{path} is not an Ed25519 key")
-    return key
+        raise KeyringError(f"{path} is not a PEM public key of Ed25519 or SM2: {e}") from e
 
 
-def _named(path: Path, suffix: str, key: Ed25519PublicKey) -> str:
+def _named(path: Path, suffix: str, key: VerifyingKey) -> str:
     kid = kid_of(key)
     if path.name != kid + suffix:
         raise KeyringError(f"{path} holds key {kid!r}; its file must be named {kid}{suffix}")
@@ -126,9 +130,7 @@ def _named(path: Path, suffix: str, key: Ed25519PublicKey) -> str:
 class CertificateKeyring:
     """The keys that sign and verify certificates. Build it with `load`, `ensure` or `from_jwks`."""
 
-    def __init__(
-        self, verifying: Mapping[str, Ed25519PublicKey], signing: tuple[str, Ed25519PrivateKey] | None
-    ) -> None:
+    def __init__(self, verifying: Mapping[str, VerifyingKey], signing: tuple[str, SigningKey] | None) -> None:
         self._verifying = dict(verifying)
         self._signing = signing
         self._published_current: str | None = None
@@ -140,7 +142,8 @@ class CertificateKeyring:
     # --- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, directory: Path) -> CertificateKeyring:
+    def load(cls, directory: Path, algorithm: SignatureAlgorithm | None = None) -> CertificateKeyring:
+        """Read the directory; with `algorithm`, refuse a current key of another algorithm."""
         directory = Path(directory)
         if not directory.is_dir():
             raise KeyringError(f"certificate key directory {directory} does not exist")
@@ -165,34 +168,45 @@ class CertificateKeyring:
             verifying[_named(path, PUBLIC_SUFFIX, key)] = key
         signing_key = _load_private(private[0])
         kid = _named(private[0], PRIVATE_SUFFIX, signing_key.public_key())
+        if algorithm is not None and signing_key.algorithm != algorithm:
+            raise KeyringError(
+                f"the current certificate key {private[0].name} is {signing_key.algorithm}, but the "
+                f"cryptography profile signs with {algorithm}: run `python -m api certificate-keys "
+                f"rotate` (the old key keeps verifying what it signed)"
+            )
         return cls(verifying, (kid, signing_key))
 
     @classmethod
-    def ensure(cls, directory: Path) -> CertificateKeyring:
-        """Load the directory; if it has no key at all, create it (0700) and a first key (0600)."""
+    def ensure(cls, directory: Path, algorithm: SignatureAlgorithm = EDDSA) -> CertificateKeyring:
+        """Load the directory, making it (0700) and a key of `algorithm` (0600) if it has none.
+
+        If the current key is of the other algorithm (the install's profile changed), rotate to a
+        key of `algorithm`: the old one stays as a verifying key. Only for an install's own key
+        directory; production keys are `load`ed and rotated by an operator."""
         directory = Path(directory)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not any(directory.glob("*.pem")):
             directory.chmod(0o700)
-            cls.rotate(directory)
-        return cls.load(directory)
+            cls.rotate(directory, algorithm)
+        keyring = cls.load(directory)
+        if keyring.signing_algorithm != algorithm:
+            cls.rotate(directory, algorithm)
+            keyring = cls.load(directory, algorithm)
+        return keyring
 
     @classmethod
-    def rotate(cls, directory: Path) -> str:
-        """Make a new key current, keep the previous one as public only; returns the new kid."""
+    def rotate(cls, directory: Path, algorithm: SignatureAlgorithm = EDDSA) -> str:
+        """Make a new key of `algorithm` current, keep the previous one public only; returns its kid."""
         directory = Path(directory)
         current = sorted(directory.glob("*" + PRIVATE_SUFFIX))
         if len(current) > 1:
             cls.load(directory)  # raises, naming the files
-        new_key = Ed25519PrivateKey.generate()
+        new_key = generate_signing_key(algorithm)
         new_kid = kid_of(new_key.public_key())
         for path in current:
-            old = _load_private(path)
-            _write_public(directory / (kid_of(old.public_key()) + PUBLIC_SUFFIX), old.public_key())
-        pem = new_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_private(directory / (new_kid + PRIVATE_SUFFIX), pem)
+            old = _load_private(path).public_key()
+            _write_public(directory / (kid_of(old) + PUBLIC_SUFFIX), old)
+        _write_private(directory / (new_kid + PRIVATE_SUFFIX), new_key.pem())
         for path in current:
             path.unlink()
         return new_kid
@@ -205,19 +219,17 @@ class CertificateKeyring:
             raise KeyringError("a JWK Set needs a non-empty list under 'keys'")
         verifying = {}
         for entry in entries:
-            if not isinstance(entry, Mapping) or entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
-                raise KeyringError("every certificate key must be an OKP Ed25519 JWK")
-            if entry.get("alg", tokens.ALGORITHM) != tokens.ALGORITHM or entry.get("use", "sig") != "sig":
-                raise KeyringError(f"key {entry.get('kid')!r} is not an EdDSA signature key")
-            x = entry.get("x")
+            if not isinstance(entry, Mapping):
+                raise KeyringError("every certificate key must be a JWK object")
+            if entry.get("use", "sig") != "sig":
+                raise KeyringError(f"key {entry.get('kid')!r} is not a signature key")
             try:
-                raw = base64.urlsafe_b64decode(str(x) + "=" * (-len(str(x)) % 4))
-                key = Ed25519PublicKey.from_public_bytes(raw)
+                key = verifying_key_from_jwk(entry)
             except ValueError as e:
-                raise KeyringError(f"key {entry.get('kid')!r}: 'x' is not a 32-byte base64url key") from e
+                raise KeyringError(f"key {entry.get('kid')!r}: {e}") from e
             kid = kid_of(key)
             if entry.get("kid") != kid:
-                raise KeyringError(f"key {entry.get('kid')!r}: its kid must be {kid!r} (SHA-256 of 'x')")
+                raise KeyringError(f"key {entry.get('kid')!r}: its kid must be {kid!r} (SHA-256 of the key)")
             verifying[kid] = key
         keyring = cls(verifying, None)
         current = [e["kid"] for e in entries if e.get("status") == "current"]
@@ -234,7 +246,11 @@ class CertificateKeyring:
     def can_sign(self) -> bool:
         return self._signing is not None
 
-    def _signer(self) -> tuple[str, Ed25519PrivateKey]:
+    @property
+    def signing_algorithm(self) -> SignatureAlgorithm:
+        return self._signer()[1].algorithm
+
+    def _signer(self) -> tuple[str, SigningKey]:
         if self._signing is None:
             raise KeyringError("this keyring was built from a published JWK Set: it can verify, not sign")
         return self._signing
@@ -290,11 +306,8 @@ class CertificateKeyring:
         return {
             "keys": [
                 {
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": _b64url(_raw(self._verifying[kid])),
+                    **self._verifying[kid].jwk(),
                     "kid": kid,
-                    "alg": tokens.ALGORITHM,
                     "use": "sig",
                     "status": "current" if kid == current else "retired",
                 }

@@ -1,4 +1,4 @@
-"""The signed token format of no-housing certificates: compact JWS, EdDSA (Ed25519), short claims.
+"""The signed token format of no-housing certificates: compact JWS, EdDSA or SM2SM3, short claims.
 
 Modelled on the EU Digital COVID Certificate: the QR carries a payload signed by one of our
 certificate keys, named by `kid` in the protected header, so anyone holding the published JWK Set
@@ -12,11 +12,14 @@ Invariants
 - Tokens are canonical: base64url without padding, nothing but `[A-Za-z0-9_-]` and two dots.
   PyJWT also re-encodes every segment and compares, so changing any character of a token either
   changes the signed bytes or fails to decode: a given certificate has exactly one token string.
-- Verification never looks at time. We sign with PyJWT's JWS layer (`jwt.api_jws.PyJWS`) and
-  verify with its EdDSA algorithm (`verify` says why not `PyJWS.decode_complete`); the claim
-  checks of `jwt.decode` (`exp`, `nbf`, `iat`) are not disabled but never called, and nothing
-  here compares claims with a clock. The caller decides `expired` with its own injected clock,
-  so an expired certificate still reads as ours.
+- The algorithm is the key's: the header's `alg` must be the algorithm of the key its `kid`
+  names (`EdDSA` for Ed25519, `SM2SM3` for SM2 with SM3 and the GM/T 0009 signer ID;
+  standards/crypto_profile.py), so a token can never be checked with another algorithm than
+  the one its key was made for. Both signatures are 64 bytes (SM2 as r || s).
+- Verification never looks at time. We serialise the compact JWS ourselves, byte for byte as
+  PyJWT's `PyJWS.encode` does (sorted header keys, no spaces; a test compares), because PyJWT
+  knows no SM2; nothing here compares claims with a clock. The caller decides `expired` with its
+  own injected clock, so an expired certificate still reads as ours.
 
 What it does not cover: a stolen signing key (rotate, and drop the key from the JWK Set), and a
 certificate that was valid but has been revoked (the caller checks the revocation list).
@@ -35,12 +38,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import jwt
-import jwt.algorithms
-import jwt.api_jws
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from standards.crypto_profile import EDDSA, SM2SM3, SigningKey, VerifyingKey
 
-ALGORITHM = "EdDSA"
+ALGORITHM = EDDSA  # the international profile's; see ALGORITHMS
+ALGORITHMS: frozenset[str] = frozenset({EDDSA, SM2SM3})
 Kind = Literal["nhc", "nhp", "crl"]
 CERTIFICATE: Kind = "nhc"
 PRESENTATION: Kind = "nhp"
@@ -49,8 +50,6 @@ KINDS: frozenset[str] = frozenset({CERTIFICATE, PRESENTATION, REVOCATIONS})
 MAX_TOKEN_LENGTH = 2048  # certificates and presentations: a QR at error correction M holds ~2.3 KB
 MAX_REVOCATIONS_LENGTH = 64 * 1024 * 1024  # a file, not a QR: about 3 million serials
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_JWS = jwt.api_jws.PyJWS(algorithms=[ALGORITHM])
-_EDDSA = jwt.algorithms.OKPAlgorithm()
 
 
 class TokenInvalid(Exception):
@@ -173,9 +172,17 @@ def revocation_list(p: Mapping[str, Any], kid: str) -> RevocationList:
 # --- JWS ------------------------------------------------------------------------------------------
 
 
-def sign(kind: Kind, payload: Mapping[str, Any], key: Ed25519PrivateKey, kid: str) -> str:
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def sign(kind: Kind, payload: Mapping[str, Any], key: SigningKey, kid: str) -> str:
+    header = {"alg": key.algorithm, "kid": kid, "typ": kind}
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    token = _JWS.encode(body, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": kind})
+    signing_input = (
+        _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode()) + "." + _b64url(body)
+    )
+    token = signing_input + "." + _b64url(key.sign(signing_input.encode("ascii")))
     if kind != REVOCATIONS and len(token) > MAX_TOKEN_LENGTH:
         raise ValueError(f"token of {len(token)} characters does not fit a QR code")
     return token
@@ -200,12 +207,12 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
 
 
 def verify(
-    token: str, public_key: Callable[[str], Ed25519PublicKey | None], max_length: int = MAX_TOKEN_LENGTH
+    token: str, public_key: Callable[[str], VerifyingKey | None], max_length: int = MAX_TOKEN_LENGTH
 ) -> tuple[Kind, dict[str, Any], str]:
     """Check shape, header, key and signature; returns (kind, payload, kid). Never looks at time.
 
-    Parsing is ours, the signature check is PyJWT's EdDSA algorithm (cryptography underneath).
-    `PyJWS.decode_complete` would do the same checks, but decodes each segment through a
+    Parsing is ours, the signature check is the key's (cryptography for Ed25519, GmSSL for SM2).
+    For EdDSA, `PyJWS.decode_complete` would do the same checks, but decodes each segment through a
     per-character Python loop and, to pick the key by `kid`, the header twice: a third of the
     CPU of a verification, which the offline target (5,000 a second on one core) cannot spare.
     Our rules are stricter than PyJWS's: one alphabet checked by a regex, no padding, canonical
@@ -217,19 +224,22 @@ def verify(
     header_segment, payload_segment, signature_segment = token.split(".")
     header = _json_object(header_segment, "header")
     kid, kind = header.get("kid"), header.get("typ")
-    if header.keys() != {"alg", "kid", "typ"} or header["alg"] != ALGORITHM or not isinstance(kid, str):
+    alg = header.get("alg")
+    if header.keys() != {"alg", "kid", "typ"} or alg not in ALGORITHMS or not isinstance(kid, str):
         raise TokenInvalid("malformed", "unexpected protected header")
     if kind not in KINDS:
         raise TokenInvalid("malformed", f"not one of our token types: {kind!r}")
     key = public_key(kid)
     if key is None:
         raise TokenInvalid("unknown_key", f"no key {kid!r}")
+    if key.algorithm != alg:
+        raise TokenInvalid("malformed", f"key {kid!r} is {key.algorithm}, the header says {alg}")
     signing_input = token[: len(header_segment) + 1 + len(payload_segment)].encode("ascii")
     try:
         signature = _segment(signature_segment)
     except ValueError as e:
         raise TokenInvalid("malformed", "signature is not base64url") from e
-    if not _EDDSA.verify(signing_input, key, signature):
+    if not key.verify(signature, signing_input):
         raise TokenInvalid("bad_signature")
     return kind, _json_object(payload_segment, "payload"), kid
 

@@ -95,9 +95,7 @@ def _token_response(pair: TokenPair) -> HTTPResponse:
 )
 async def send_sms_code(request: Request) -> HTTPResponse:
     body = parse_json(request, SmsCodeRequest)
-    ttl = await request.app.ctx.services.auth.request_sms_code(
-        phone=body.phone, client_ip=client_ip(request)
-    )
+    ttl = await request.app.ctx.services.auth.request_sms_code(phone=body.phone, client_ip=client_ip(request))
     return json({"status": "sent", "expires_in": ttl}, status=202)
 
 

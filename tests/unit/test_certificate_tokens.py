@@ -314,7 +314,7 @@ def test_pyjwt_accepts_our_tokens_and_we_reject_what_it_would_not_sign(keyring: 
     import jwt
 
     token = keyring.sign_certificate(claims())
-    key = CertificateKeyring.from_jwks(keyring.jwks())._verifying[keyring.signing_kid]
+    key = CertificateKeyring.from_jwks(keyring.jwks())._verifying[keyring.signing_kid].key  # type: ignore[attr-defined]
     decoded = jwt.api_jws.PyJWS().decode_complete(token, key, algorithms=["EdDSA"])
     assert decoded["header"] == {"alg": "EdDSA", "kid": keyring.signing_kid, "typ": "nhc"}
     assert json.loads(decoded["payload"])["s"] == claims().serial
