@@ -1,10 +1,11 @@
 """Booking a registration appointment, alone or together with the tax appointment.
 
-Invariant (capacity, see models.py): a seat is taken only by `take_seat`, one conditional update
-whose row count says whether it was won, inside the transaction that inserts the appointment; a
+Invariant (capacity, see seats.py): a seat is taken only by `take_seat`, one conditional update of
+one of the slot's stripes whose row count says whether it was won, inside the transaction that
+inserts the appointment (which records the stripe, to give the seat back there); a
 booking that fails after that rolls the whole transaction back, so the seat is never held without
 its appointment. One active appointment per person, service and case: checked in the transaction
-before the seat is taken (the common case answers without touching the slot row), with the unique
+before the seat is taken (the common case answers without touching a stripe row), with the unique
 `active_key` as the backstop for two parallel requests; its IntegrityError aborts a transaction
 that is being rolled back anyway, so it is never caught and continued on PostgreSQL.
 
@@ -27,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from integrations.errors import IntegrationError, RequestRejected
@@ -42,6 +42,7 @@ from services.appointments.policy import (
     reminder_time,
     tax_slot_start,
 )
+from services.appointments.seats import free_looking, take_seat
 from services.appointments.slots import default_catalogue
 from services.appointments.topics import (
     APPOINTMENT_REMINDER,
@@ -71,22 +72,6 @@ from services.outbox import enqueue
 log = logging.getLogger("estate.appointments")
 
 APPOINTMENT_MESSAGE = "appointment"
-
-
-# --- seats ----------------------------------------------------------------------------------------
-
-
-async def take_seat(conn: BaseDBAsyncClient, slot_id: int) -> None:
-    """One statement checks and takes (models.py): SlotFull if no row was changed."""
-    taken = (
-        await Slot.filter(id=slot_id, booked__lt=F("capacity")).using_db(conn).update(booked=F("booked") + 1)
-    )
-    if taken != 1:
-        raise SlotFull(slot_id=slot_id)
-
-
-async def give_back_seat(conn: BaseDBAsyncClient, slot_id: int) -> None:
-    await Slot.filter(id=slot_id, booked__gt=0).using_db(conn).update(booked=F("booked") - 1)
 
 
 async def open_slot(
@@ -286,18 +271,26 @@ class Booking:
         holds: list[TaxHold],
         rescheduled_from: int | None = None,
         seat_held: bool = False,
+        held_stripe: int | None = None,
     ) -> tuple[Appointment, Slot]:
         """Row, tax seat, announcements and the seat in the caller's transaction. A tax booking that
         was attempted is appended to `holds`: the caller undoes it if the transaction does not
-        commit (also when the seat went to someone else meanwhile: SlotFull after the tax call)."""
+        commit (also when the seat went to someone else meanwhile: SlotFull after the tax call).
+        `seat_held`: a waitlist offer already holds a seat, in `held_stripe` (waitlist.py), so no
+        seat is taken again."""
         slot = await open_slot(conn, request.slot_id, request.service, now, with_tax=request.with_tax)
         key = active_key(
             request.person_id, request.service, case_ref=request.case_ref, right_id=request.right_id
         )
-        if not seat_held and slot.booked >= slot.capacity:
-            # A plain read: in a rush most callers are turned away here without a write. The
-            # conditional update at the end is what guarantees the capacity, not this.
-            raise SlotFull(slot_id=slot.id)
+        free: list[int] = []
+        full: list[int] = []
+        if not seat_held:
+            # A plain read: in a rush most callers are turned away here without a write, and the
+            # others try the stripes that looked free first. The conditional update at the end is
+            # what guarantees the capacity, not this (seats.py).
+            free, full = await free_looking(conn, slot.id)
+            if not free:
+                raise SlotFull(slot_id=slot.id)
         if await Appointment.filter(active_key=key).using_db(conn).exists():
             raise AppointmentExists(service=request.service)
         try:
@@ -310,6 +303,7 @@ class Booking:
                 right_id=request.right_id,
                 case_ref=request.case_ref,
                 status=BOOKED,
+                stripe=held_stripe,
                 active_key=key,
                 with_tax=request.with_tax,
                 created_at=now,
@@ -325,9 +319,10 @@ class Booking:
             await appointment.save(using_db=conn, update_fields=["tax_ref", "tax_slot_start"])
         await announce_booking(conn, appointment, slot, policy=self.policy, clock=self.clock)
         if not seat_held:  # a waitlist offer holds its seat already (waitlist.py)
-            # Last, right before the commit: on PostgreSQL the slot's row stays locked from this
-            # update to the commit, and every other booker of the slot queues on that lock.
-            await take_seat(conn, slot.id)
+            # Last, right before the commit: on PostgreSQL the stripe's row stays locked from this
+            # update to the commit, and the other bookers of that stripe queue on the lock.
+            appointment.stripe = await take_seat(conn, slot.id, free, full)
+            await Appointment.filter(id=appointment.id).using_db(conn).update(stripe=appointment.stripe)
         return appointment, slot
 
     async def hold_tax(self, appointment: Appointment, slot: Slot, holds: list[TaxHold]) -> TaxHold:

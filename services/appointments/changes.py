@@ -6,6 +6,9 @@ Cancelling frees `active_key` (the person may book again) and tells the centre a
 through the outbox; the centre's cancellation waits for the push (`after=`), so a cancellation made
 before the centre ever heard of the booking is delivered after it, never before.
 
+A seat given back goes to the slot stripe it was taken from (`Appointment.stripe`, seats.py), or
+stays taken and is held for the first person on the waitlist (waitlist.py).
+
 A reschedule is one transaction: the old appointment is cancelled (seat given back) and a new one
 booked in the new slot (seat taken); if the new slot is full nothing changes. The centre sees a
 cancellation and a new push (the contract has no update operation).
@@ -23,10 +26,10 @@ from services.appointments.booking import (
     Booking,
     BookingRequest,
     TaxHold,
-    give_back_seat,
 )
 from services.appointments.models import BOOKED, CANCELLED, CHECKED_IN, NO_SHOW, Appointment
 from services.appointments.policy import cutoff_passed, new_ref
+from services.appointments.seats import give_back_seat
 from services.appointments.topics import CENTRE_CANCEL, TAX_CANCEL, CentreCancel, TaxCancel
 from services.appointments.views import AppointmentView, service_label, shown, view_of
 from services.appointments.waitlist import offer_freed_seat
@@ -73,8 +76,8 @@ async def cancel_in(
     clock = booking.clock
     await _end(conn, appointment, CANCELLED, cancelled_at=now)
     slot = appointment.slot
-    if not await offer_freed_seat(conn, slot, policy=booking.policy, clock=clock):
-        await give_back_seat(conn, slot.id)
+    if not await offer_freed_seat(conn, slot, appointment.stripe, policy=booking.policy, clock=clock):
+        await give_back_seat(conn, slot.id, appointment.stripe)
         booking.full.forget(slot.id)  # this process answers "full" no longer; others within ttl_s
     push = await OutboxMessage.filter(idempotency_key=f"centre.push:{appointment.ref}").using_db(conn).first()
     await enqueue(

@@ -1,12 +1,16 @@
 """Registration offices' timetables, bookable slots, appointments and the waitlist.
 
 Invariant (capacity): a slot never holds more active appointments than its capacity, whatever
-the interleaving of requests, workers or API nodes. A seat is taken by one conditional update
-(`UPDATE slot SET booked = booked + 1 WHERE id = ? AND booked < capacity`) whose row count says
-whether it was won, and given back by `booked - 1 WHERE booked > 0`; nothing reads a count and
-writes it back. One active appointment per person, service and case is a unique constraint on
-`Appointment.active_key` (set while active, NULL once cancelled or done), so two parallel
-bookings of the same person cannot both commit.
+the interleaving of requests, workers or API nodes. A slot's seats are counted in its stripes
+(`SlotStripe`, a few counter rows per slot, so that winning bookings do not queue on one row):
+a seat is taken by one conditional update of one stripe
+(`UPDATE slot_stripe SET booked = booked + 1 WHERE slot_id = ? AND stripe = ? AND booked < capacity`)
+whose row count says whether it was won, and given back to the stripe it came from (the
+appointment or waitlist offer keeps its `stripe`) by `booked - 1 WHERE booked > 0`; nothing reads a
+count and writes it back. `Slot.capacity` is the sum of its stripes' capacities; the slot row has
+no seat count (services/appointments/seats.py owns these rules). One active appointment per
+person, service and case is a unique constraint on `Appointment.active_key` (set while active,
+NULL once cancelled or done), so two parallel bookings of the same person cannot both commit.
 """
 
 from __future__ import annotations
@@ -86,8 +90,7 @@ class Slot(Model):
     service = fields.CharField(max_length=32)
     starts_at = fields.DatetimeField()
     ends_at = fields.DatetimeField()
-    capacity = fields.IntField()
-    booked = fields.IntField(default=0)  # changed only by conditional updates (module docstring)
+    capacity = fields.IntField()  # the sum of its stripes' capacities (seats.py)
     released_at = fields.DatetimeField()  # not bookable before
     template: fields.ForeignKeyNullableRelation[SlotTemplate] = fields.ForeignKeyField(
         "models.SlotTemplate", related_name="slots", null=True, on_delete=fields.SET_NULL
@@ -97,6 +100,22 @@ class Slot(Model):
         table = "slot"
         unique_together = (("office_id", "service", "starts_at"),)
         indexes = (Index(fields=("office_id", "service", "starts_at")),)
+
+
+class SlotStripe(Model):
+    """A share of a slot's seats: `booked` changes only by conditional updates (module docstring)."""
+
+    id = fields.BigIntField(primary_key=True)
+    slot: fields.ForeignKeyRelation[Slot] = fields.ForeignKeyField(
+        "models.Slot", related_name="stripes", on_delete=fields.CASCADE
+    )
+    stripe = fields.SmallIntField()  # 0 .. STRIPES - 1
+    capacity = fields.IntField()
+    booked = fields.IntField(default=0)
+
+    class Meta:
+        table = "slot_stripe"
+        unique_together = (("slot_id", "stripe"),)
 
 
 class Appointment(Model):
@@ -113,6 +132,7 @@ class Appointment(Model):
     right_id = fields.BigIntField(null=True)  # the property it concerns, if any
     case_ref = fields.CharField(max_length=32, null=True)  # the registration case, if any
     status = fields.CharField(max_length=12, default=BOOKED)  # booked | cancelled | checked_in | no_show
+    stripe = fields.SmallIntField(null=True)  # the slot stripe its seat came from; given back there
     # "<person>:<service>:<case or right or ->" while booked; NULL otherwise. Unique: one active
     # appointment per person, service and case (module docstring).
     active_key = fields.CharField(max_length=96, null=True, unique=True)
@@ -146,6 +166,7 @@ class WaitlistEntry(Model):
     # waiting | offered | accepted | expired | left
     status = fields.CharField(max_length=12, default="waiting")
     offered_until = fields.DatetimeField(null=True)
+    stripe = fields.SmallIntField(null=True)  # while offered: the slot stripe of the seat held
     created_at = fields.DatetimeField()
 
     class Meta:

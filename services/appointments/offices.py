@@ -3,23 +3,26 @@ administrators' timetables, closures and slot templates.
 
 Availability is public information (issue 11): the reads here return only offices, hours and
 counts of free seats, never who booked. A seat is free when its slot is bookable
-(`released_at <= now < starts_at`, slots.py) and `booked < capacity`; the listing finds every
-office's next free slot in one grouped query, not one per office.
+(`released_at <= now < starts_at`, slots.py) and one of the slot's stripes has `booked < capacity`
+(seats.py); the listing finds every office's next free slot in one grouped query, not one per
+office, and a day's remaining seats in one grouped query over the stripes.
 
-Closing a day (`add_closure`) closes its released slots in one statement (`capacity = booked`), so
-no booking can win a seat there afterwards while appointments already made stay visible to
-clerks; reopening gives the slots their template's capacity back.
+Closing a day (`add_closure`) gives each released slot of the day exactly the seats taken
+(`seats.resize`: every stripe's `capacity = booked`, under the stripes' lock), so no booking can win
+a seat there afterwards while appointments already made stay visible to clerks; reopening gives
+the slots their template's capacity back, spread over the stripes, except a slot that has more
+seats taken than that (it keeps what it has).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from pydantic import Field
-from tortoise.expressions import F
 from tortoise.functions import Min
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -31,6 +34,7 @@ from services.appointments.models import (
     SlotTemplate,
 )
 from services.appointments.notices import tell_booked_of_closure
+from services.appointments.seats import CapacityBelowBooked, resize, seats_of, with_free_seat
 from services.appointments.slots import (
     MAX_DAYS_AHEAD,
     OpeningHours,
@@ -109,7 +113,7 @@ class OfficeDay:
 
 
 def _bookable(now: datetime, service: str | None = None) -> QuerySet[Slot]:
-    query = Slot.filter(released_at__lte=now, starts_at__gt=now, booked__lt=F("capacity"))
+    query = with_free_seat(Slot.filter(released_at__lte=now, starts_at__gt=now))
     return query.filter(service=service) if service is not None else query
 
 
@@ -172,6 +176,7 @@ async def office_day(
         .filter(office_id=office.code, starts_at__gte=start, starts_at__lt=end)
         .order_by("starts_at")
     )
+    seats = await seats_of([s.id for s in slots])
     return OfficeDay(
         office_code=office.code,
         day=day,
@@ -183,10 +188,10 @@ async def office_day(
                 s.service,
                 s.starts_at.astimezone(SHANGHAI),
                 s.ends_at.astimezone(SHANGHAI),
-                s.capacity,
-                s.capacity - s.booked,
+                *seats[s.id],
             )
             for s in slots
+            if seats.get(s.id, (0, 0))[1] > 0  # filled since the first query: not offered
         ],
     )
 
@@ -284,11 +289,14 @@ async def add_closure(*, office_code: str, day: date, reason: str, clock: Clock)
         raise DateOutOfRange("不能为过去的日期设置闭馆", "A closure cannot be in the past", field="day")
     office = await _office(office_code)
     start, end = shanghai_day_bounds(day)
-    async with in_transaction():
+    async with in_transaction() as conn:
         await OfficeClosure.update_or_create(defaults={"reason": reason}, office_id=office.code, day=day)
+        closed = booked = 0
         day_slots = Slot.filter(office_id=office.code, starts_at__gte=start, starts_at__lt=end)
-        closed = await day_slots.filter(booked__lt=F("capacity")).update(capacity=F("booked"))
-        booked = sum(s.booked for s in await day_slots.filter(booked__gt=0).only("id", "booked"))
+        for slot_id in await day_slots.order_by("id").values_list("id", flat=True):
+            taken, before = await resize(conn, slot_id, None)  # type: ignore[arg-type]
+            closed += taken < before
+            booked += taken
         await tell_booked_of_closure(office, day=day, reason=reason, start=start, end=end, clock=clock)
     return ClosureView(day, reason, closed, booked)
 
@@ -297,16 +305,15 @@ async def remove_closure(*, office_code: str, day: date, now: datetime) -> None:
     """Open the day again: its slots get their template's capacity back, missing ones are released."""
     office = await _office(office_code)
     start, end = shanghai_day_bounds(day)
-    async with in_transaction():
+    async with in_transaction() as conn:
         if not await OfficeClosure.filter(office_id=office.code, day=day).delete():
             raise ClosureNotFound(day=day.isoformat())
         for template in await SlotTemplate.filter(office_id=office.code):
-            await Slot.filter(
-                template_id=template.id,
-                starts_at__gte=start,
-                starts_at__lt=end,
-                booked__lte=template.capacity,
-            ).update(capacity=template.capacity)
+            day_slots = Slot.filter(template_id=template.id, starts_at__gte=start, starts_at__lt=end)
+            for slot_id in await day_slots.order_by("id").values_list("id", flat=True):
+                # A slot with more seats taken than the template now gives keeps what it has.
+                with contextlib.suppress(CapacityBelowBooked):
+                    await resize(conn, slot_id, template.capacity)  # type: ignore[arg-type]
     await release_due_slots(now=now, office_code=office.code, day=day)
 
 

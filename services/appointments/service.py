@@ -86,7 +86,13 @@ class AppointmentService:
                     service=entry.service,
                 )
                 appointment, slot = await self.booking.book_in(
-                    conn, request, ref=new_ref(now), now=now, holds=holds, seat_held=True
+                    conn,
+                    request,
+                    ref=new_ref(now),
+                    now=now,
+                    holds=holds,
+                    seat_held=True,
+                    held_stripe=entry.stripe,
                 )
         except BaseException:
             for hold in holds:

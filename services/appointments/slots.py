@@ -8,8 +8,11 @@ its *scheduled* release time (the day `release_days_ahead` before it, at `releas
 time), not the moment a worker got to it, so a late worker never makes a slot open later or
 earlier than announced.
 
-Bookable: `released_at <= now < starts_at` and `booked < capacity` (the booking side takes seats
-with one conditional update, models.py). Days the office is closed (an `OfficeClosure`), weekdays
+A slot and its seat stripes (seats.py) are inserted in one transaction, so no reader ever sees a
+released slot without its seats (which would answer "full").
+
+Bookable: `released_at <= now < starts_at` and a stripe with `booked < capacity` (the booking side
+takes seats with one conditional update, seats.py). Days the office is closed (an `OfficeClosure`), weekdays
 the template does not name and times outside the office's opening hours make no slot.
 
 The pure rules (parsing, validation, generation, release times) take plain values, so they are
@@ -32,9 +35,11 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
+from tortoise.transactions import in_transaction
 
 import config
 from services.appointments.models import OfficeClosure, OfficeTimetable, Slot, SlotTemplate
+from services.appointments.seats import add_stripes
 from services.clock import SHANGHAI, Clock
 from services.errors import ValidationFailed
 
@@ -323,7 +328,17 @@ async def release_due_slots(
         if (office_id, service, starts_at) not in have
     ]
     if missing:
-        await Slot.bulk_create(missing, ignore_conflicts=True, batch_size=500)
+        async with in_transaction() as conn:
+            await Slot.bulk_create(missing, ignore_conflicts=True, batch_size=500, using_db=conn)
+            # The ids of the rows just made (or made by a parallel releaser, whose stripes then
+            # exist already: add_stripes leaves them).
+            made = {_key(s.office_id, s.service, s.starts_at) for s in missing}  # type: ignore[attr-defined]
+            made_rows = await (
+                Slot.filter(office_id__in={k[0] for k in made}, starts_at__gte=first, starts_at__lte=last)
+                .using_db(conn)
+                .values_list("id", "office_id", "service", "starts_at", "capacity")
+            )
+            await add_stripes(conn, [(r[0], r[4]) for r in made_rows if _key(r[1], r[2], r[3]) in made])
         log.info("slots released", extra={"event": "slots_released", "count": len(missing)})
     return len(missing)
 

@@ -1,10 +1,12 @@
 """A waitlist per slot: a freed seat goes to the first person waiting, who has a short time to take it.
 
 Invariant: a seat freed while someone waits is not given back to the slot but held for the person
-offered it (`Slot.booked` stays), so a rush of bookers cannot take it from under them. The hold
-ends one of two ways, each a conditional update on the entry's status (`offered` -> `accepted` or
-`expired`), so exactly one happens: the person books it (`accept`, no seat is taken again), or the
-offer expires and passes to the next in line, or, when nobody else waits, the seat goes back.
+offered it (its stripe's `booked` stays, and the entry keeps the stripe, seats.py), so a rush of
+bookers cannot take it from under them. The hold ends one of two ways, each a conditional update
+on the entry's status (`offered` -> `accepted` or `expired`), so exactly one happens: the person
+books it (`accept`, no seat is taken again: the appointment gets the entry's stripe), or the offer
+expires and passes to the next in line with the same stripe, or, when nobody else waits, the seat
+goes back to that stripe.
 Expiry is a scheduled outbox message (`not_before` = the offer's end), so no extra poller is needed.
 """
 
@@ -15,11 +17,11 @@ from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from services.appointments.models import Slot, WaitlistEntry
 from services.appointments.policy import AppointmentPolicy
+from services.appointments.seats import give_back_seat
 from services.appointments.topics import WAITLIST_EXPIRE, WaitlistExpiry
 from services.clock import SHANGHAI, Clock
 from services.errors import NotFound, NoWaitlistOffer, SlotNotOpen
@@ -71,10 +73,10 @@ async def join(*, person_id: int, slot_id: int, clock: Clock) -> WaitlistView:
 
 
 async def offer_freed_seat(
-    conn: BaseDBAsyncClient, slot: Slot, *, policy: AppointmentPolicy, clock: Clock
+    conn: BaseDBAsyncClient, slot: Slot, stripe: int | None, *, policy: AppointmentPolicy, clock: Clock
 ) -> bool:
-    """Hold the seat just freed in `slot` for the first person waiting; False if nobody waits
-    (the caller gives the seat back)."""
+    """Hold the seat just freed in `slot`'s `stripe` for the first person waiting; False if nobody
+    waits (the caller gives the seat back)."""
     now = clock.now()
     if slot.starts_at <= now:
         return False
@@ -86,7 +88,7 @@ async def offer_freed_seat(
         taken = (
             await WaitlistEntry.filter(id=entry.id, status=WAITING)
             .using_db(conn)
-            .update(status=OFFERED, offered_until=until)
+            .update(status=OFFERED, offered_until=until, stripe=stripe)
         )
         if taken == 1:
             await _tell_offer(conn, entry, slot, until=until, policy=policy, clock=clock)
@@ -175,6 +177,6 @@ async def expire_offer(p: WaitlistExpiry, *, policy: AppointmentPolicy, clock: C
         )
         if expired != 1:
             return {"outcome": entry.status}
-        if not await offer_freed_seat(conn, entry.slot, policy=policy, clock=clock):
-            await Slot.filter(id=entry.slot.id, booked__gt=0).using_db(conn).update(booked=F("booked") - 1)
+        if not await offer_freed_seat(conn, entry.slot, entry.stripe, policy=policy, clock=clock):
+            await give_back_seat(conn, entry.slot.id, entry.stripe)
         return {"outcome": EXPIRED}

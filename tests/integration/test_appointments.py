@@ -13,15 +13,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from icalendar import Calendar
+from tortoise.transactions import in_transaction
 
 from services.appointments.models import NO_SHOW, Appointment, Slot, WaitlistEntry
+from services.appointments.seats import CapacityBelowBooked, resize
 from services.clock import SHANGHAI
 from services.outbox.models import OutboxMessage
 from services.registry.models import Office, Person
 from tests.factories import create_office, create_person
 from tests.integration.citizen_support import citizen_headers
 from tests.integration.test_clerk_queries import staff_headers
+from tests.support.seats import booked_seats, create_slot, stripes_of, take_seats
 
 SERVICE = "transfer"
 
@@ -47,13 +51,12 @@ async def make_slot(
     office = office or await create_office()
     now = app.services.clock.now()
     starts = _half_hour(now + starts_in)
-    return await Slot.create(
+    return await create_slot(
         office=office,
         service=service,
         starts_at=starts,
         ends_at=starts + timedelta(minutes=30),
         capacity=capacity,
-        booked=0,
         released_at=now - timedelta(hours=1) if released else now + timedelta(days=1),
     )
 
@@ -69,10 +72,9 @@ async def book(
 
 
 async def seats(slot: Slot) -> tuple[int, int]:
-    """(Slot.booked, booked appointment rows) for `slot`."""
-    fresh = await Slot.get(id=slot.id)
+    """(seats taken in the slot's stripes, booked appointment rows) for `slot`."""
     rows = await Appointment.filter(slot_id=slot.id, status="booked").count()
-    return fresh.booked, rows
+    return await booked_seats(slot.id), rows
 
 
 async def wait_for(predicate: Any, *, timeout_s: float = 15.0, what: str = "condition") -> Any:
@@ -112,6 +114,39 @@ async def test_a_rush_of_150_for_5_seats_confirms_exactly_5_and_refuses_the_rest
     assert all(r.headers["content-type"].startswith("application/problem+json") for r in refused)
     assert await seats(slot) == (5, 5)
     assert await Appointment.filter(slot_id=slot.id).count() == 5
+
+
+async def test_a_rush_of_160_for_36_seats_over_8_stripes_confirms_exactly_36(app, vault):
+    slot = await make_slot(app, capacity=36)  # 8 stripes: four of 5 seats, four of 4
+    assert [c for _, c, _ in await stripes_of(slot.id)] == [5, 5, 5, 5, 4, 4, 4, 4]
+    people = [await create_person(vault=vault) for _ in range(160)]
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=60, limits=limits) as client:
+        answers = await asyncio.gather(*(book(client, citizen_headers(app, p), slot) for p in people))
+    statuses = [r.status_code for r in answers]
+    assert statuses.count(201) == 36, statuses
+    assert {r.json()["code"] for r in answers if r.status_code != 201} == {"SLOT_FULL"}
+    stripes = await stripes_of(slot.id)
+    assert all(booked == capacity for _, capacity, booked in stripes), stripes  # full, none over
+    assert await seats(slot) == (36, 36)
+    # Every appointment names the stripe its seat came from, as many per stripe as it has taken.
+    held = await Appointment.filter(slot_id=slot.id, status="booked").values_list("stripe", flat=True)
+    assert sorted(held) == sorted(s for s, _, booked in stripes for _ in range(booked))
+
+
+async def test_a_cancellation_gives_the_seat_back_to_its_own_stripe(client, app, vault):
+    slot = await make_slot(app, capacity=16)  # 8 stripes of 2
+    people = [await create_person(vault=vault) for _ in range(5)]
+    booked = [(await book(client, citizen_headers(app, p), slot)).json() for p in people]
+    before = {s: b for s, _, b in await stripes_of(slot.id)}
+    assert sum(before.values()) == 5
+    gone = await Appointment.get(id=booked[2]["id"])
+    assert gone.stripe is not None and before[gone.stripe] >= 1
+    r = await client.delete(f"/api/v1/me/appointments/{gone.id}", headers=citizen_headers(app, people[2]))
+    assert r.status_code == 200, r.text
+    after = {s: b for s, _, b in await stripes_of(slot.id)}
+    assert after == {**before, gone.stripe: before[gone.stripe] - 1}
+    assert await seats(slot) == (4, 4)
 
 
 async def test_the_same_person_twenty_times_at_once_gets_one_booking(app, vault):
@@ -369,7 +404,7 @@ async def test_the_calendar_file_parses_with_the_address_and_an_alarm(client, ap
 async def test_clerks_see_and_change_only_their_own_office(client, app, vault):
     mine, theirs = await create_office(), await create_office()
     slot = await make_slot(app, office=mine, starts_in=timedelta(minutes=-5))  # started: no-show allowed
-    await Slot.filter(id=slot.id).update(booked=1)
+    await take_seats(slot.id, 1)
     person = await create_person(vault=vault)
     appointment = await Appointment.create(
         ref=f"T{uuid.uuid4().hex[:12]}",
@@ -459,7 +494,7 @@ async def test_a_freed_seat_is_held_for_the_first_waiting_and_passes_on_when_the
         assert r.status_code == 201 and r.json()["status"] == "waiting", r.text
     r = await client.delete(f"/api/v1/me/appointments/{held['id']}", headers=citizen_headers(app, holder))
     assert r.status_code == 200
-    assert (await Slot.get(id=slot.id)).booked == 1  # held for the first in line, not given back
+    assert await booked_seats(slot.id) == 1  # held for the first in line, not given back
     offer = await WaitlistEntry.get(slot_id=slot.id, person_id=first.id)
     assert offer.status == "offered"
     outsider = await book(client, citizen_headers(app, await create_person(vault=vault)), slot)
@@ -502,3 +537,23 @@ async def test_people_booked_on_a_day_the_office_closes_are_told_and_keep_their_
     inbox = (await client.get("/api/v1/me/messages", headers=citizen_headers(app, person))).json()["items"]
     assert any(m["data"].get("event") == "office_closed" and m["data"].get("ref") == ref for m in inbox)
     assert (await Appointment.get(ref=ref)).status == "booked"
+
+
+async def test_a_capacity_change_rebalances_the_stripes_and_never_goes_below_what_is_booked(app):
+    slot = await make_slot(app, capacity=6)  # 6 stripes of 1
+    await take_seats(slot.id, 4)
+    with pytest.raises(CapacityBelowBooked):
+        async with in_transaction() as conn:
+            await resize(conn, slot.id, 3)
+    assert await booked_seats(slot.id) == 4 and (await Slot.get(id=slot.id)).capacity == 6
+    async with in_transaction() as conn:
+        assert await resize(conn, slot.id, 20) == (4, 6)  # grows to 8 stripes
+    stripes = await stripes_of(slot.id)
+    assert len(stripes) == 8 and sum(c for _, c, _ in stripes) == 20 == (await Slot.get(id=slot.id)).capacity
+    assert all(b <= c for _, c, b in stripes) and sum(b for _, _, b in stripes) == 4
+    free = sorted(c - b for _, c, b in stripes)
+    assert free[-1] - free[0] <= 1, stripes  # the free seats spread evenly
+    assert await take_seats(slot.id) == 16  # exactly the new capacity, no more
+    async with in_transaction() as conn:
+        assert await resize(conn, slot.id, None) == (20, 20)  # closing a full slot changes nothing
+    assert all(c == b for _, c, b in await stripes_of(slot.id))

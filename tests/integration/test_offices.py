@@ -16,6 +16,7 @@ from services.appointments.slots import release_due_slots
 from services.clock import SHANGHAI
 from tests.factories import DEFAULT_STAFF_PASSWORD, create_office, create_person, create_staff
 from tests.integration.citizen_support import citizen_headers
+from tests.support.seats import take_seats
 
 ALL_DAYS = {
     d: [["09:00", "12:00"], ["13:30", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -119,8 +120,8 @@ async def test_remaining_seats_and_full_slots(client, app) -> None:
     target = today(app) + timedelta(days=2)
     slots = (await day_slots(client, code, target))["slots"]
     assert len(slots) == 13
-    await Slot.filter(id=slots[0]["id"]).update(booked=3)
-    await Slot.filter(id=slots[1]["id"]).update(booked=4)
+    await take_seats(slots[0]["id"], 3)
+    await take_seats(slots[1]["id"], 4)
     after = {s["id"]: s for s in (await day_slots(client, code, target))["slots"]}
     assert after[slots[0]["id"]]["remaining"] == 1
     assert slots[1]["id"] not in after  # full: not offered
@@ -135,7 +136,8 @@ async def test_listing_filters_and_shows_the_next_free_slot(client, app) -> None
     # Fill every slot but the last of the last released day: that is the next free one.
     slots = await Slot.filter(office_id=code, service="transfer").order_by("starts_at")
     keep = slots[-1]
-    await Slot.filter(office_id=code).exclude(id=keep.id).update(booked=4)
+    for slot_id in await Slot.filter(office_id=code).exclude(id=keep.id).values_list("id", flat=True):
+        await take_seats(slot_id)  # type: ignore[arg-type]  # until full
 
     r = await client.get("/api/v1/offices", params={"district": "310151", "service": "transfer"})
     assert r.status_code == 200, r.text
@@ -154,7 +156,7 @@ async def test_listing_filters_and_shows_the_next_free_slot(client, app) -> None
     listed = {o["code"]: o for o in r.json()["items"]}
     assert listed[code]["next_free_slot"] is None  # offered, but no template: no slots
 
-    await Slot.filter(id=keep.id).update(booked=4)
+    await take_seats(keep.id)
     r = await client.get("/api/v1/offices", params={"district": "310151"})
     assert {o["code"]: o for o in r.json()["items"]}[code]["next_free_slot"] is None
 
@@ -179,7 +181,7 @@ async def test_closures_make_no_slots_and_close_released_ones(client, app) -> No
     # A day already released: its slots close, seats already booked are counted.
     released = (await day_slots(client, code, training))["slots"]
     assert len(released) == 13
-    await Slot.filter(id=released[0]["id"]).update(booked=2)
+    await take_seats(released[0]["id"], 2)
     r = await client.post(
         f"{base}/closures", json={"day": training.isoformat(), "reason": "培训"}, headers=admin
     )

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
+from services.appointments.seats import spread, stripe_count
 from services.appointments.slots import (
     InvalidSchedule,
     ServiceCatalogue,
@@ -126,3 +127,12 @@ def test_the_catalogue_knows_its_services_and_the_tax_flag() -> None:
     assert catalogue.check(["mortgage", "transfer"]) == ["transfer", "mortgage"]
     with pytest.raises(UnknownService):
         catalogue.get("haircut")
+
+
+def test_seats_are_spread_evenly_over_at_most_eight_stripes() -> None:
+    assert [stripe_count(c) for c in (0, 1, 5, 8, 9, 500)] == [1, 1, 5, 8, 8, 8]
+    assert spread(36, 8) == [5, 5, 5, 5, 4, 4, 4, 4]
+    assert spread(3, 8) == [1, 1, 1, 0, 0, 0, 0, 0]
+    for total in range(0, 60):
+        shares = spread(total, stripe_count(total))
+        assert sum(shares) == total and max(shares) - min(shares) <= 1
