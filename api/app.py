@@ -16,6 +16,7 @@ from api.container import start_services, stop_services
 from api.routes import admin as admin_routes
 from api.routes import appointments as appointments_routes
 from api.routes import auth as auth_routes
+from api.routes import cases as cases_routes
 from api.routes import certificates as certificates_routes
 from api.routes import clerk as clerk_routes
 from api.routes import health as health_routes
@@ -113,6 +114,7 @@ def create_app(
         certificates_routes.bp,
         offices_routes.bp,
         appointments_routes.bp,
+        cases_routes.bp,
     ):
         app.blueprint(blueprint)
     openapi.install(app)

@@ -23,6 +23,7 @@ from config.settings import Profile, Settings
 from integrations.banks.config import load_banks, refuse_demo_secrets
 from integrations.factory import Integrations, SimulatorSuite, build_integrations
 from services.appointments import AppointmentPolicy, AppointmentService
+from services.cases import CasePolicy, CaseService
 from services.certificates import (
     Catalogue,
     CertificatePolicy,
@@ -41,6 +42,7 @@ from services.outbox import HandlerTable, register_handlers
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter
 from services.registry.reads import PropertyReads
+from standards.crypto_profile import signature_algorithm
 
 log = logging.getLogger("estate.container")
 
@@ -65,6 +67,7 @@ class Services:
     certificates: CertificateService
     verifier: CertificateVerifier
     appointments: AppointmentService
+    cases: CaseService
     simulators: SimulatorSuite | None = None
     demo: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -135,9 +138,22 @@ async def start_services(
         public_per_minute=settings.public_verifications_per_minute,
     )
     appointments = AppointmentService(tax=integrations.tax, clock=clock, policy=appointment_policy(settings))
+    cases = CaseService(
+        kv=kv,
+        clock=clock,
+        vault=vault,
+        civil_registry=integrations.civil_registry,
+        utilities=integrations.utilities,
+        policy=CasePolicy(hotline=settings.property_alert_hotline, utility_poll_s=settings.utility_poll_s),
+    )
     # Once, before anything can enqueue: enqueue refuses a topic not in it (services/outbox/handlers.py).
     outbox_handlers = build_handlers(
-        integrations, vault=vault, auth=auth, certificates=certificates, appointments=appointments
+        integrations,
+        vault=vault,
+        auth=auth,
+        certificates=certificates,
+        appointments=appointments,
+        cases=cases,
     )
     register_handlers(outbox_handlers)
     feed = GuardianshipFeed(
@@ -185,6 +201,7 @@ async def start_services(
         certificates=certificates,
         verifier=verifier,
         appointments=appointments,
+        cases=cases,
         simulators=simulators,
     )
     await auth.restore_revocations()
@@ -205,11 +222,15 @@ def appointment_policy(settings: Settings) -> AppointmentPolicy:
 
 
 def certificate_keyring(settings: Settings) -> CertificateKeyring:
-    """Production loads the configured keys (and refuses to start without them, config/settings.py);
-    the embedded profile makes the install's own under key_dir on first start."""
+    """Production loads the configured keys (and refuses to start without them, config/settings.py,
+    or with a current key of the other cryptography profile's algorithm); the embedded profile
+    makes the install's own under key_dir on first start, and rotates when the profile changed."""
+    algorithm = signature_algorithm(settings.crypto_profile)
     if settings.certificate_keys_dir is not None and settings.profile is Profile.PRODUCTION:
-        return CertificateKeyring.load(settings.certificate_keys_dir)
-    return CertificateKeyring.ensure(settings.certificate_keys_dir or settings.key_dir / "certificates")
+        return CertificateKeyring.load(settings.certificate_keys_dir, algorithm)
+    return CertificateKeyring.ensure(
+        settings.certificate_keys_dir or settings.key_dir / "certificates", algorithm
+    )
 
 
 async def load_demo(services: Services) -> None:

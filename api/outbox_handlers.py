@@ -40,11 +40,14 @@ from services.appointments.topics import (
     TaxRelease,
     WaitlistExpiry,
 )
+from services.cases import CaseService, check_transfer, deliver_transfer
 from services.cases.topics import (
     TAX_DECLARE_TRANSFER,
+    UTILITY_CHECK,
     UTILITY_TRANSFER,
     TransferDeclaration,
     UtilityAccountTransfer,
+    UtilityTransferCheck,
 )
 from services.certificates import CertificateService, file_license, revoke_license
 from services.certificates.models import Certificate
@@ -75,6 +78,7 @@ def build_handlers(
     auth: AuthService,
     certificates: CertificateService,
     appointments: AppointmentService,
+    cases: CaseService,
 ) -> HandlerTable:
     i = integrations
 
@@ -130,24 +134,22 @@ def build_handlers(
         return None
 
     async def tax_declare(p: TransferDeclaration, key: str) -> Result:
-        return _plain(
-            await i.tax.submit_transfer_declaration(
-                key, p.case_ref, p.unit_number, p.seller_refs, p.buyer_refs, p.price_fen
-            )
+        declaration = await i.tax.submit_transfer_declaration(
+            key, p.case_ref, p.unit_number, p.seller_refs, p.buyer_refs, p.price_fen
         )
+        await cases.declaration_filed(
+            case_number=p.case_ref, ref=declaration.ref, status=declaration.status.value
+        )
+        return _plain(declaration)
 
     async def utility_transfer(p: UtilityAccountTransfer, key: str) -> Result:
-        provider = i.utilities.provider(p.provider)
-        return _plain(
-            await provider.transfer_account(
-                key,
-                p.account_no,
-                p.from_holder_ref,
-                p.to_holder_ref,
-                p.unit_number,
-                p.address,
-                p.effective_date,
-            )
+        return await deliver_transfer(
+            p, key, router=i.utilities, clock=cases.clock, poll_s=cases.policy.utility_poll_s
+        )
+
+    async def utility_check(p: UtilityTransferCheck, key: str) -> Result:
+        return await check_transfer(
+            p, key, router=i.utilities, clock=cases.clock, poll_s=cases.policy.utility_poll_s
         )
 
     return HandlerTable(
@@ -165,4 +167,5 @@ def build_handlers(
         route(WAITLIST_EXPIRE, waitlist_expire),
         route(TAX_DECLARE_TRANSFER, tax_declare),
         route(UTILITY_TRANSFER, utility_transfer),
+        route(UTILITY_CHECK, utility_check),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # (production runs `python -m api migrate` as a release step instead).
     migrate_on_start: bool = False
     redis_key_prefix: str = "estate:"  # lets several deployments (or test sessions) share one Redis
+
+    # Cryptography profile (docs/decisions/0006-national-cryptography.md): `international` is
+    # Ed25519, SHA-256, HMAC-SHA256, AES-256-GCM; `national` (国密) is SM2 with SM3, SM3, HMAC-SM3,
+    # SM4-GCM. Today it chooses the algorithm of new certificate signing keys (retired keys of the
+    # other one keep verifying); the blind index, personal data and access-log chain stay on the
+    # international algorithms until their migration command exists (issue 16).
+    crypto_profile: Literal["international", "national"] = "international"
 
     # Secrets
     secret_key: SecretStr = SecretStr(DEV_SECRET)
@@ -161,6 +168,9 @@ class Settings(BaseSettings):
     guardian_alert_period_s: int = Field(default=86400, ge=60, le=86400)
     ward_link_attempts_per_day: int = Field(default=20, ge=1)  # per guardian: the link is no ID oracle
     property_cache_ttl_s: int = Field(default=300, ge=1)  # bounds staleness if an invalidation is lost
+    # First status check of a utility transfer a provider accepted but has not finished; later
+    # checks follow the outbox's backoff.
+    utility_poll_s: float = Field(default=60.0, gt=0)
     property_alert_hotline: str = "12345"  # named in property-change SMS; illustrative
 
     # Booking (docs/appointments.md "Booking"): cancel or reschedule online until this many hours
@@ -230,6 +240,7 @@ MODEL_MODULES = [
     "services.certificates.models",
     "services.appointments.models",
     "services.idempotency.models",
+    "services.cases.models",
 ]
 
 

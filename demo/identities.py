@@ -198,6 +198,13 @@ FIXED_PERSONS: tuple[_FixedPerson, ...] = (
     _FixedPerson("housed_husband", "孙浩", "310106", date(1990, 1, 23), 911, "13900000007",
                  "DEMO-H5", "head", True,
                  "Husband of spouse_housed; a flat in 静安区 in his sole name"),
+    _FixedPerson("seller", "吴建国", "310112", date(1978, 5, 6), 913, "13900000008",
+                 "DEMO-H6", "head", True,
+                 "Sells his 闵行区 flat to buyer online: the transfer case with its water, power, gas "
+                 "and cable-TV transfers (docs/demo.md)"),
+    _FixedPerson("buyer", "郑晓雯", "310115", date(1995, 7, 21), 914, "13900000009",
+                 "DEMO-H7", "head", True,
+                 "Buys seller's 闵行区 flat; no property before"),
 )
 # fmt: on
 FIXED_BY_KEY = {p.key: p for p in FIXED_PERSONS}
@@ -272,6 +279,11 @@ FIXED_UNITS: tuple[_FixedUnit, ...] = (
          _FixedRight("沪(2023)黄浦区不动产权第0064318号", (("child", "1"),), "sole",
                      date(2023, 3, 2))),
     ),
+    _FixedUnit(
+        "310112002006GB00417F00120602", "上海市闵行区莘松路958弄12号602室", "residential", "88.30",
+        (_FixedRight("沪(2018)闵行区不动产权第0214577号", (("seller", "1"),), "sole",
+                     date(2018, 6, 20)),),
+    ),
 )
 # fmt: on
 FIXED_CERTIFICATES = frozenset(
@@ -285,6 +297,8 @@ FIXED_STAFF = (
               "Clerk at 浦东新区不动产登记事务中心"),
     DemoStaff("clerk.xuhui", "Demo-Xuhui-2026!", "clerk", "OFF-310104-01", "沈浩",
               "Clerk at 徐汇区不动产登记事务中心"),
+    DemoStaff("clerk.minhang", "Demo-Minhang-2026!", "clerk", "OFF-310112-01", "顾晓峰",
+              "Clerk at 闵行区不动产登记事务中心: the demo transfer case goes to this office"),
     DemoStaff("admin", "Demo-Admin-2026!", "admin", None, "系统管理员", "Administrator, no office"),
 )
 # fmt: on

@@ -354,3 +354,86 @@ class TaxNotOffered(ValidationFailed):
     code = "TAX_NOT_OFFERED"
     title_zh = "该事项不需要也不能预约税务办理"
     title_en = "No tax appointment can be booked with this service"
+
+
+# --- registration cases ----------------------------------------------------------------------------
+
+
+class RightNotHeld(NotFound):
+    """404 whether the right does not exist or is not the caller's: a right id reveals nothing."""
+
+    code = "RIGHT_NOT_HELD"
+    title_zh = "您名下没有该不动产权利"
+    title_en = "You hold no such right"
+
+
+class RightSeized(Conflict):
+    code = "RIGHT_SEIZED"
+    title_zh = "该不动产已被查封，不能办理转移登记"
+    title_en = "The property is seized and cannot be transferred"
+
+
+class ObjectionPending(Conflict):
+    code = "OBJECTION_PENDING"
+    title_zh = "该不动产存在异议登记，需提交异议人同意转让的文书"
+    title_en = "An objection is registered on the property; the objector's consent is required"
+
+
+class MortgageNotResolved(Conflict):
+    code = "MORTGAGE_NOT_RESOLVED"
+    title_zh = "该不动产已设定抵押，须在本案中注销抵押或提交抵押权人同意转让的文书"
+    title_en = "The property is mortgaged: cancel the mortgage in this case or give the bank's consent"
+
+
+class BuyerNotInCivilRegistry(ValidationFailed):
+    code = "BUYER_NOT_IN_CIVIL_REGISTRY"
+    title_zh = "户籍系统中查无该买受人"
+    title_en = "The civil registry has no record of this buyer"
+
+
+class BuyerIdentityMismatch(ValidationFailed):
+    code = "BUYER_IDENTITY_MISMATCH"
+    title_zh = "买受人姓名与身份证号码不一致"
+    title_en = "The buyer's name does not match the ID number"
+
+
+class BuyerIsSeller(ValidationFailed):
+    code = "BUYER_IS_SELLER"
+    title_zh = "买受人不能是该权利的现权利人"
+    title_en = "A buyer cannot be a current holder of the right"
+
+
+class TransferInProgress(Conflict):
+    code = "TRANSFER_IN_PROGRESS"
+    title_zh = "该不动产已有正在办理的转移登记"
+    title_en = "A transfer of this property is already in progress"
+
+
+class TaxDeclarationPending(Conflict):
+    code = "TAX_DECLARATION_PENDING"
+    title_zh = "税务申报结果尚未返回，暂不能受理"
+    title_en = "The tax declaration has no result yet; the case cannot be accepted"
+
+
+class TaxDeclarationRejected(Conflict):
+    code = "TAX_DECLARATION_REJECTED"
+    title_zh = "税务机关未通过该交易的税务申报"
+    title_en = "The tax authority rejected the declaration for this transaction"
+
+
+class PartiesNotConfirmed(Conflict):
+    code = "PARTIES_NOT_CONFIRMED"
+    title_zh = "尚有当事人未在其账户中确认本案，不能进入审核"
+    title_en = "Not every party has confirmed the case from their own account"
+
+
+class ReasonRequired(ValidationFailed):
+    code = "REASON_REQUIRED"
+    title_zh = "不予受理或不予登记须写明理由"
+    title_en = "A refusal needs a reason"
+
+
+class NotAParty(Conflict):
+    code = "NOTHING_TO_CONFIRM"
+    title_zh = "您在本案中没有待确认的事项"
+    title_en = "There is nothing for you to confirm in this case"

@@ -1,5 +1,32 @@
-"""Registration cases: transfers with utility account transfers (issue 12), first and
-cancellation registration (issue 13).
+"""Registration cases: transfers that carry the utility account transfers (issue 12); first and
+cancellation registration and bank filings build on the same case model.
 
-Empty until those issues; the outbox topics a transfer case enqueues are declared in `topics.py`.
+Public to other domains and the API: `CaseService` with its inputs and views, and the outbox topics
+(`topics.py`) with their handlers (`deliver_transfer`, `check_transfer`).
 """
+
+from services.cases.transfers import (
+    BANK_CONSENT,
+    CANCEL_IN_CASE,
+    BuyerInput,
+    TransferApplication,
+    UtilityChoice,
+)
+from services.cases.utilities import check_transfer, deliver_transfer
+from services.cases.views import CaseSummary, CaseView
+from services.cases.workflow import Actor, CasePolicy, CaseService
+
+__all__ = [
+    "BANK_CONSENT",
+    "CANCEL_IN_CASE",
+    "Actor",
+    "BuyerInput",
+    "CasePolicy",
+    "CaseService",
+    "CaseSummary",
+    "CaseView",
+    "TransferApplication",
+    "UtilityChoice",
+    "check_transfer",
+    "deliver_transfer",
+]

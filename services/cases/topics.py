@@ -20,7 +20,7 @@ class TransferDeclaration:
 @dataclass(frozen=True)
 class UtilityAccountTransfer:
     provider: str  # a provider name of config/providers.toml, e.g. "water.shanghai-chengtou"
-    account_no: str
+    account_no: str  # "" = look it up at the provider by the unit number when sending
     from_holder_ref: str
     to_holder_ref: str
     unit_number: str
@@ -28,5 +28,13 @@ class UtilityAccountTransfer:
     effective_date: date
 
 
+@dataclass(frozen=True)
+class UtilityTransferCheck:
+    """Ask the provider how a transfer it accepted stands; retried until it is done or refused."""
+
+    transfer_key: str  # UtilityTransferRecord.idempotency_key
+
+
 TAX_DECLARE_TRANSFER = declare("tax.submit_transfer_declaration", TransferDeclaration)
 UTILITY_TRANSFER = declare("utilities.transfer_account", UtilityAccountTransfer)
+UTILITY_CHECK = declare("utilities.check_transfer", UtilityTransferCheck)

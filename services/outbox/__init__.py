@@ -8,7 +8,7 @@ composition root (api/outbox_handlers.py), which registers them at start (`regis
 """
 
 from services.outbox.handlers import HandlerTable, TopicWithoutHandler, register_handlers, route
-from services.outbox.store import enqueue
+from services.outbox.store import enqueue, redrive
 from services.outbox.topics import PayloadError, Topic, declare
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "TopicWithoutHandler",
     "declare",
     "enqueue",
+    "redrive",
     "register_handlers",
     "route",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import Field
@@ -185,10 +185,71 @@ class RegistrationCase(Model):
     reason = fields.CharField(max_length=200, null=True)
     applied_at = fields.DatetimeField()
     updated_at = fields.DatetimeField(auto_now=True)
+    # The office handling the case (全市通办: any office, whatever the unit's district).
+    office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="cases", null=True, on_delete=fields.RESTRICT
+    )
+    # What was applied for, by kind; for a transfer {"price_fen", "contract_number", ...}. Money
+    # in integer fen. Never an ID number: parties are rows of `CaseParty`.
+    details: dict[str, Any] = fields.JSONField(default=dict)
+    # The tax side (transfer: the declaration; first registration: the clearance).
+    tax_ref = fields.CharField(max_length=64, null=True)
+    tax_status = fields.CharField(max_length=16, null=True)
+    # The certificate (不动产权证书 or 不动产登记证明) the registration produced.
+    certificate_number = fields.CharField(max_length=64, null=True)
+    # Set while the case is open (e.g. "transfer:<right id>"), NULL once it ends: the unique
+    # constraint lets one open transfer per right exist, whatever the interleaving.
+    open_key = fields.CharField(max_length=64, null=True, unique=True)
 
     class Meta:
         table = "registration_case"
-        indexes = (Index(fields=("unit_id", "state")),)
+        indexes = (
+            Index(fields=("unit_id", "state")),
+            Index(fields=("office_id", "state", "applied_at")),
+        )
+
+
+class CaseParty(Model):
+    """A party to a case and its role: seller and buyers of a transfer, the applicant of a first
+    registration, the mortgagors of a filing. A buyer confirms from their own account."""
+
+    id = fields.BigIntField(primary_key=True)
+    case: fields.ForeignKeyRelation[RegistrationCase] = fields.ForeignKeyField(
+        "models.RegistrationCase", related_name="parties", on_delete=fields.CASCADE
+    )
+    role = fields.CharField(max_length=16)  # seller | buyer | applicant | mortgagor | holder
+    person: fields.ForeignKeyNullableRelation[Person] = fields.ForeignKeyField(
+        "models.Person", related_name="case_roles", null=True, on_delete=fields.RESTRICT
+    )
+    organisation: fields.ForeignKeyNullableRelation[Organisation] = fields.ForeignKeyField(
+        "models.Organisation", related_name="case_roles", null=True, on_delete=fields.RESTRICT
+    )
+    share = fields.DecimalField(max_digits=7, decimal_places=6, null=True)  # a buyer's share
+    confirmed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "case_party"
+        unique_together = (("case_id", "role", "person_id"),)
+        indexes = (Index(fields=("person_id", "case_id")),)
+
+
+class CaseEvent(Model):
+    """One move of a case, recorded in the transaction that made it: who, when, from what to what."""
+
+    id = fields.BigIntField(primary_key=True)
+    case: fields.ForeignKeyRelation[RegistrationCase] = fields.ForeignKeyField(
+        "models.RegistrationCase", related_name="events", on_delete=fields.CASCADE
+    )
+    from_state = fields.CharField(max_length=16, null=True)  # None: the case was opened
+    to_state = fields.CharField(max_length=16)
+    actor_kind = fields.CharField(max_length=12)  # person | staff | bank | organisation | system
+    actor_id = fields.CharField(max_length=64)
+    reason = fields.CharField(max_length=200, null=True)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "case_event"
+        indexes = (Index(fields=("case_id", "id")),)
 
 
 # --- the read model's shapes -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -35,10 +36,12 @@ import httpx
 from api.openapi import INT64_MAX
 from services.appointments import BookingRequest
 from services.appointments.models import Appointment, OfficeClosure, Slot, SlotTemplate, WaitlistEntry
+from services.cases import BuyerInput, TransferApplication
+from services.cases.models import UtilityTransferRecord
 from services.guardianship.models import GuardianshipLink
 from services.messages import inbox as inbox
 from services.messages.models import InboxMessage
-from services.registry.models import Person
+from services.registry.models import CaseParty, Person, RegistrationCase
 from tests.factories import (
     DEFAULT_STAFF_PASSWORD,
     create_office,
@@ -48,6 +51,7 @@ from tests.factories import (
     make_id_number,
 )
 from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
+from tests.support.seats import create_slot, take_seats
 
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 _seq = itertools.count(1)
@@ -266,13 +270,12 @@ async def _slot(app: Any, *, starts_in: timedelta, capacity: int = 5) -> Slot:
     office = await create_office()
     now = app.services.clock.now()
     starts = (now + starts_in).replace(second=0, microsecond=0)
-    return await Slot.create(
+    return await create_slot(
         office=office,
         service="transfer",
         starts_at=starts,
         ends_at=starts + timedelta(minutes=30),
         capacity=capacity,
-        booked=0,
         released_at=now - timedelta(hours=1),
     )
 
@@ -331,7 +334,7 @@ async def accept_waitlist_offer(app: Any, vault: Any) -> Case:
     """A seat held for the owner (as a cancellation leaves it); outsiders may not take it."""
     owner, stranger = await create_person(vault=vault), await create_person(vault=vault)
     slot = await _slot(app, starts_in=timedelta(days=3), capacity=1)
-    await Slot.filter(id=slot.id).update(booked=1)
+    await take_seats(slot.id, 1)
     now = app.services.clock.now()
     entry = await WaitlistEntry.create(
         slot=slot,
@@ -339,6 +342,7 @@ async def accept_waitlist_offer(app: Any, vault: Any) -> Case:
         service=slot.service,
         status="offered",
         offered_until=now + timedelta(minutes=10),
+        stripe=0,  # the slot's one stripe, whose seat take_seats took
         created_at=now,
     )
     await WaitlistEntry.create(
@@ -402,6 +406,118 @@ async def _admin_headers(app: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+# --- registration cases: the parties of a transfer, the case's office, administrators ----------------
+
+
+@dataclass
+class _Transfer:
+    case_id: int
+    seller: Person
+    buyer: Person
+    office_code: str
+
+
+async def _transfer_case(app: Any, vault: Any) -> _Transfer:
+    """A transfer case opened through the service, its seller, buyer and office."""
+    office = await create_office()
+    seller, buyer = await create_person(vault=vault), await create_person(vault=vault)
+    right = await create_right(holders=[(seller, "1")])
+    buyer_id_number = vault.decrypt(buyer.id_number_enc)
+    app.services.simulators.civil_registry.load(people=[{"id_number": buyer_id_number, "name": buyer.name}])
+    view = await app.services.cases.open_transfer(
+        TransferApplication(
+            seller_person_id=seller.id,
+            right_id=right.id,
+            buyers=(BuyerInput(id_number=buyer_id_number, name=buyer.name, share=Decimal(1)),),
+            price_fen=100_000_000,
+            contract_number=f"HT-矩阵-{next(_seq)}",
+            office_code=office.code,
+        )
+    )
+    return _Transfer(view.case_id, seller, buyer, office.code)
+
+
+async def _party_case(app: Any, vault: Any, suffix: str, owner_role: str) -> Case:
+    mine = await _transfer_case(app, vault)
+    other = await _transfer_case(app, vault)  # a party to a case of their own
+    path = f"/api/v1/me/transfers/{mine.case_id}{suffix}"
+    owner = mine.buyer if owner_role == "buyer" else mine.seller
+
+    async def untouched() -> None:
+        unconfirmed = await CaseParty.filter(case_id=mine.case_id, confirmed_at__isnull=True).count()
+        assert unconfirmed == 1, "an outsider confirmed somebody else's case"
+
+    return Case(
+        path=path,
+        owner=citizen_headers(app, owner),
+        outsiders=[
+            ("a citizen who is no party", citizen_headers(app, await create_person(vault=vault)), path),
+            ("the seller of another case", citizen_headers(app, other.seller), path),
+            ("the buyer of another case", citizen_headers(app, other.buyer), path),
+        ],
+        untouched=untouched,
+    )
+
+
+async def transfer_case(app: Any, vault: Any) -> Case:
+    return await _party_case(app, vault, "", "seller")
+
+
+async def confirm_transfer(app: Any, vault: Any) -> Case:
+    return await _party_case(app, vault, "/confirm", "buyer")
+
+
+async def _office_case(app: Any, vault: Any, suffix: str, **extra: Any) -> Case:
+    mine = await _transfer_case(app, vault)
+    other_office = await create_office()
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        own = await _staff_token(client, mine.office_code)
+        other = await _staff_token(client, other_office.code)
+
+    async def untouched() -> None:
+        case = await RegistrationCase.get(id=mine.case_id)
+        assert case.state == "applied", "a clerk of another office moved the case"
+
+    path = f"/api/v1/clerk/cases/{mine.case_id}{suffix}"
+    return Case(
+        path=path,
+        owner=own,
+        outsiders=[("a clerk of another office", other, path)],
+        untouched=untouched,
+        **extra,
+    )
+
+
+async def clerk_case(app: Any, vault: Any) -> Case:
+    return await _office_case(app, vault, "")
+
+
+async def clerk_move_case(app: Any, vault: Any) -> Case:
+    return await _office_case(app, vault, "/moves", json={"to": "not_accepted", "reason": "访问矩阵测试"})
+
+
+async def redrive_utility(app: Any, vault: Any) -> Case:
+    """Any administrator may re-drive any case's utility: no outsider of the role exists (other
+    roles get 403, test_transfers.py); a case with no such transfer is 404 like an unknown id."""
+    mine = await _transfer_case(app, vault)
+    now = app.services.clock.now()
+    await UtilityTransferRecord.create(
+        case_id=mine.case_id,
+        kind="water",
+        provider="water.pudong",
+        account_no="",
+        idempotency_key=f"utility:matrix-{mine.case_id}:water",
+        created_at=now,
+        updated_at=now,
+    )
+    admin = await _admin_headers(app)
+    return Case(
+        path=f"/api/v1/admin/cases/{mine.case_id}/utilities/water/redrive",
+        owner=admin,
+        outsiders=[],
+    )
+
+
 OFFICE_TEMPLATE = {
     "service": "transfer",
     "weekdays": [0, 1, 2, 3, 4],
@@ -463,6 +579,11 @@ ACCESS_TABLE: dict[tuple[str, str], Builder] = {
         "/slot-templates/{template}", lambda app: {"active": False}
     ),
     ("POST", "/api/v1/admin/offices/<code:str>/slot-releases"): admin_office("/slot-releases"),
+    ("GET", "/api/v1/me/transfers/<case_id:int>"): transfer_case,
+    ("POST", "/api/v1/me/transfers/<case_id:int>/confirm"): confirm_transfer,
+    ("GET", "/api/v1/clerk/cases/<case_id:int>"): clerk_case,
+    ("POST", "/api/v1/clerk/cases/<case_id:int>/moves"): clerk_move_case,
+    ("POST", "/api/v1/admin/cases/<case_id:int>/utilities/<kind:str>/redrive"): redrive_utility,
 }
 
 

@@ -288,6 +288,7 @@ async def test_a_person_without_a_phone_gets_no_sms_and_the_message_is_delivered
         auth=app.services.auth,
         certificates=app.services.certificates,
         appointments=app.services.appointments,
+        cases=app.services.cases,
     )
     sms_send = handlers.get(SMS_SEND.name)
     assert sms_send is not None

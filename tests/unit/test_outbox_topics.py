@@ -237,6 +237,7 @@ def test_the_application_table_handles_every_declared_topic() -> None:
         auth=SimpleNamespace(deliver_sms_code=_handle),  # type: ignore[arg-type]
         certificates=SimpleNamespace(),  # type: ignore[arg-type]
         appointments=SimpleNamespace(),  # type: ignore[arg-type]
+        cases=SimpleNamespace(),  # type: ignore[arg-type]
     )
     application = {
         name for name, t in declared_topics().items() if t.payload.__module__.startswith("services.")

@@ -19,6 +19,8 @@ from services.registry.changes._common import (
     CASE_STATE_NAMES,
     CASE_TRANSITIONS,
     DEFAULT_HOTLINE,
+    RegisterTransaction,
+    register_transaction,
 )
 from services.registry.changes.cases import advance_case, start_case
 from services.registry.changes.encumbrances import lift_encumbrance, register_encumbrance
@@ -31,11 +33,13 @@ __all__ = [
     "CASE_STATE_NAMES",
     "CASE_TRANSITIONS",
     "DEFAULT_HOTLINE",
+    "RegisterTransaction",
     "advance_case",
     "cancel_mortgage",
     "lift_encumbrance",
     "register_encumbrance",
     "register_mortgage",
+    "register_transaction",
     "register_transfer",
     "start_case",
 ]

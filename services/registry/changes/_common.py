@@ -157,11 +157,44 @@ class RegisterChange:
         self.holders_alerted = True
 
 
+class RegisterTransaction:
+    """A transaction that several changes to the register (and the caller's own rows, e.g. a
+    case's move) share: everything commits together, and the persons alerted by any of them have
+    their cached lists invalidated once, after that commit (`register_transaction`)."""
+
+    def __init__(self, conn: BaseDBAsyncClient) -> None:
+        self.conn = conn
+        self.alerted: set[int] = set()
+
+
 @asynccontextmanager
-async def alerted_change(*, kv: KeyValueStore, clock: Clock, hotline: str) -> AsyncIterator[RegisterChange]:
+async def register_transaction(*, kv: KeyValueStore) -> AsyncIterator[RegisterTransaction]:
+    """Open a transaction for a use case that changes the register; pass the yielded object as
+    `tx=` to the change functions. Caches are invalidated only after the commit; a block that
+    raises rolls back everything and invalidates nothing."""
+    async with in_transaction() as conn:
+        tx = RegisterTransaction(conn)
+        yield tx
+    await invalidate_persons(kv, tx.alerted)
+
+
+@asynccontextmanager
+async def alerted_change(
+    *, kv: KeyValueStore, clock: Clock, hotline: str, tx: RegisterTransaction | None = None
+) -> AsyncIterator[RegisterChange]:
     """A transaction for one change to the register; the block changes rows on `change.conn` and
     calls `change.alert_holders(...)`. An exception in the block rolls back the change and its
-    alerts, and invalidates nothing. A block that never alerts is a bug and is rolled back too."""
+    alerts, and invalidates nothing. A block that never alerts is a bug and is rolled back too.
+
+    With `tx`, the change runs in the caller's transaction and its alerted persons are handed to
+    `tx`, which invalidates them after the caller's commit."""
+    if tx is not None:
+        change = RegisterChange(tx.conn, clock=clock, hotline=hotline)
+        yield change
+        if not change.holders_alerted:
+            raise RuntimeError("a change to the register must alert the holders it touches")
+        tx.alerted |= change.alerted
+        return
     async with in_transaction() as conn:
         change = RegisterChange(conn, clock=clock, hotline=hotline)
         yield change
@@ -213,12 +246,13 @@ async def _end_record(
     kv: KeyValueStore,
     clock: Clock,
     hotline: str,
+    tx: RegisterTransaction | None = None,
 ) -> Any:
     """End an active mortgage or encumbrance: a conditional update, so two clerks cannot both end it.
     `event` None: named from the encumbrance's kind (seizure or objection)."""
     ended_status, ended_at_field, key = _ENDINGS[model]
     ids: dict[str, Any] = {key: record_id}
-    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline, tx=tx) as change:
         record = await model.get_or_none(id=record_id, using_db=change.conn)
         if record is None:
             raise NotFound(**ids)

@@ -6,6 +6,8 @@ locks are in _common.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.clock import Clock
@@ -16,6 +18,7 @@ from services.registry.changes._common import (
     CASE_STATE_NAMES,
     CASE_TRANSITIONS,
     DEFAULT_HOTLINE,
+    RegisterTransaction,
     alerted_change,
 )
 from services.registry.models import (
@@ -39,9 +42,12 @@ async def start_case(
     clock: Clock,
     right_id: int | None = None,
     hotline: str = DEFAULT_HOTLINE,
+    tx: RegisterTransaction | None = None,
+    **case_fields: Any,
 ) -> RegistrationCase:
-    """申请: a case on the unit; the current holders see `registration_in_progress` until it ends."""
-    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+    """申请: a case on the unit; the current holders see `registration_in_progress` until it ends.
+    `case_fields`: the case's other columns (office, details, open_key)."""
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline, tx=tx) as change:
         unit = await RealEstateUnit.get_or_none(id=unit_id, using_db=change.conn)
         if unit is None:
             raise NotFound(unit_id=unit_id)
@@ -52,6 +58,7 @@ async def start_case(
             kind=kind,
             state="applied",
             applied_at=clock.now(),
+            **case_fields,
             using_db=change.conn,
         )
         await change.alert_holders(
@@ -71,8 +78,9 @@ async def advance_case(
     clock: Clock,
     reason: str | None = None,
     hotline: str = DEFAULT_HOTLINE,
+    tx: RegisterTransaction | None = None,
 ) -> RegistrationCase:
-    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline, tx=tx) as change:
         case = await RegistrationCase.get_or_none(id=case_id, using_db=change.conn)
         if case is None:
             raise NotFound(case_id=case_id)

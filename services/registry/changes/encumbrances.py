@@ -14,6 +14,7 @@ from services.kv import KeyValueStore
 from services.registry.changes._common import (
     _ENCUMBRANCE_EVENTS,
     DEFAULT_HOTLINE,
+    RegisterTransaction,
     _end_record,
     _require_current,
     _right_for_update,
@@ -35,11 +36,12 @@ async def register_encumbrance(
     clock: Clock,
     ends_on: date | None = None,
     hotline: str = DEFAULT_HOTLINE,
+    tx: RegisterTransaction | None = None,
 ) -> Encumbrance:
     """A seizure (查封) by a court or authority, or an objection (异议) by a party."""
     if kind not in ("seizure", "objection"):
         raise ValidationFailed("登记类型应为查封或异议", "The kind must be seizure or objection", kind=kind)
-    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline, tx=tx) as change:
         right = await _right_for_update(change.conn, right_id)
         _require_current(right)
         encumbrance = await Encumbrance.create(
@@ -63,9 +65,14 @@ async def register_encumbrance(
 
 
 async def lift_encumbrance(
-    *, encumbrance_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
+    *,
+    encumbrance_id: int,
+    kv: KeyValueStore,
+    clock: Clock,
+    hotline: str = DEFAULT_HOTLINE,
+    tx: RegisterTransaction | None = None,
 ) -> Encumbrance:
     encumbrance: Encumbrance = await _end_record(
-        Encumbrance, encumbrance_id, event=None, kv=kv, clock=clock, hotline=hotline
+        Encumbrance, encumbrance_id, event=None, kv=kv, clock=clock, hotline=hotline, tx=tx
     )
     return encumbrance

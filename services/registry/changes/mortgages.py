@@ -13,6 +13,7 @@ from services.errors import NotFound, ValidationFailed
 from services.kv import KeyValueStore
 from services.registry.changes._common import (
     DEFAULT_HOTLINE,
+    RegisterTransaction,
     _end_record,
     _require_current,
     _right_for_update,
@@ -35,13 +36,14 @@ async def register_mortgage(
     kv: KeyValueStore,
     clock: Clock,
     hotline: str = DEFAULT_HOTLINE,
+    tx: RegisterTransaction | None = None,
 ) -> Mortgage:
     if amount_fen <= 0 or term_end < term_start:
         raise ValidationFailed(
             "抵押金额须为正数，期限终止日不得早于起始日",
             "The amount must be positive and the term must not end before it starts",
         )
-    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline, tx=tx) as change:
         right = await _right_for_update(change.conn, right_id)
         _require_current(right)
         if not await Organisation.exists(id=mortgagee_id, using_db=change.conn):
@@ -67,9 +69,14 @@ async def register_mortgage(
 
 
 async def cancel_mortgage(
-    *, mortgage_id: int, kv: KeyValueStore, clock: Clock, hotline: str = DEFAULT_HOTLINE
+    *,
+    mortgage_id: int,
+    kv: KeyValueStore,
+    clock: Clock,
+    hotline: str = DEFAULT_HOTLINE,
+    tx: RegisterTransaction | None = None,
 ) -> Mortgage:
     mortgage: Mortgage = await _end_record(
-        Mortgage, mortgage_id, event="抵押权注销登记", kv=kv, clock=clock, hotline=hotline
+        Mortgage, mortgage_id, event="抵押权注销登记", kv=kv, clock=clock, hotline=hotline, tx=tx
     )
     return mortgage

@@ -15,6 +15,7 @@ from services.errors import RegisterStateConflict, ValidationFailed
 from services.kv import KeyValueStore
 from services.registry.changes._common import (
     DEFAULT_HOTLINE,
+    RegisterTransaction,
     _right_for_update,
     alerted_change,
 )
@@ -54,6 +55,7 @@ async def register_transfer(
     clock: Clock,
     co_ownership: str | None = None,
     hotline: str = DEFAULT_HOTLINE,
+    tx: RegisterTransaction | None = None,
 ) -> Right:
     """转移登记: the right becomes historical and a new right on the unit goes to `new_holders`
     ((person_id, share) pairs). Old and new holders are alerted.
@@ -62,7 +64,7 @@ async def register_transfer(
     `reason="seized"`. Active mortgages and objections follow the unit to the new right (民法典
     第406条: a transfer does not affect a mortgage), so the new holders see what burdens it."""
     shares = _shares(new_holders)
-    async with alerted_change(kv=kv, clock=clock, hotline=hotline) as change:
+    async with alerted_change(kv=kv, clock=clock, hotline=hotline, tx=tx) as change:
         conn = change.conn
         old = await _right_for_update(conn, right_id)
         now = clock.now()

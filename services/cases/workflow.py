@@ -1,0 +1,266 @@
+"""The case service: citizens open and follow transfer cases, clerks move cases through the states
+of 不动产登记暂行条例, the outbox reports the tax and utility sides.
+
+Invariant: a move is one transaction holding the conditional state update (`WHERE state = <the
+state read>`, so two clerks cannot both move a case), its `CaseEvent` (who, when, why), the
+register change it makes (registering a transfer moves the right) and the notices to the parties;
+caches are invalidated after that commit (`register_transaction`). Network calls (the civil
+registry, the tax system, the utilities) never run inside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from integrations.civil_registry.base import CivilRegistry
+from integrations.utilities.router import UtilityRouter
+from services.cases import transfers
+from services.cases.models import UtilityTransferRecord
+from services.cases.notices import party_person_ids, tell
+from services.cases.transfers import TransferApplication
+from services.cases.utilities import dead_message_ids
+from services.cases.views import CASE_STATE_NAMES, CaseSummary, CaseView, case_view, summary
+from services.clock import Clock
+from services.errors import (
+    InvalidCaseTransition,
+    NotFound,
+    PartiesNotConfirmed,
+    ReasonRequired,
+    TaxDeclarationPending,
+    TaxDeclarationRejected,
+)
+from services.kv import KeyValueStore
+from services.outbox import redrive
+from services.pii import PiiVault
+from services.registry.changes import (
+    CASE_KIND_NAMES,
+    CASE_TRANSITIONS,
+    advance_case,
+    register_transaction,
+)
+from services.registry.models import CaseEvent, CaseParty, RegistrationCase
+
+REFUSALS = frozenset({"not_accepted", "refused"})
+FINAL = frozenset({"not_accepted", "refused", "registered", "issued"})
+# Moves the parties are also told of by SMS (the others only in the app).
+_SMS_MOVES = frozenset({"accepted", "not_accepted", "refused", "registered"})
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # person | staff | bank | organisation | system
+    id: str
+    office_code: str | None = None
+
+
+@dataclass(frozen=True)
+class CasePolicy:
+    hotline: str = "12345"
+    utility_poll_s: float = 60.0  # first status check of a transfer a provider accepted
+
+
+class CaseService:
+    def __init__(
+        self,
+        *,
+        kv: KeyValueStore,
+        clock: Clock,
+        vault: PiiVault,
+        civil_registry: CivilRegistry,
+        utilities: UtilityRouter,
+        policy: CasePolicy | None = None,
+    ) -> None:
+        self.kv = kv
+        self.clock = clock
+        self.vault = vault
+        self.civil_registry = civil_registry
+        self.utilities = utilities
+        self.policy = policy or CasePolicy()
+
+    # --- citizens -------------------------------------------------------------------------------
+
+    async def open_transfer(self, app: TransferApplication) -> CaseView:
+        # The register first, the civil registry after: a caller who holds no such right learns
+        # nothing about whether a buyer's ID number and name belong together. Checked again in
+        # the transaction below, where it counts.
+        await transfers.check_transferable(
+            None,
+            right_id=app.right_id,
+            seller_person_id=app.seller_person_id,
+            mortgage_handling=app.mortgage_handling,
+            objection_consent_ref=app.objection_consent_ref,
+        )
+        await transfers.verify_buyers(self.civil_registry, app.buyers)
+        async with register_transaction(kv=self.kv) as tx:
+            case_id = await transfers.open_transfer(
+                tx, app, vault=self.vault, kv=self.kv, clock=self.clock, hotline=self.policy.hotline
+            )
+        return await case_view(case_id, viewer_person_id=app.seller_person_id, full_names=False)
+
+    async def confirm(self, *, case_id: int, person_id: int) -> CaseView:
+        await self._party_case(case_id, person_id)
+        async with register_transaction(kv=self.kv) as tx:
+            await transfers.confirm(tx.conn, case_id=case_id, person_id=person_id, clock=self.clock)
+        return await case_view(case_id, viewer_person_id=person_id, full_names=False)
+
+    async def for_party(self, *, case_id: int, person_id: int) -> CaseView:
+        await self._party_case(case_id, person_id)
+        return await case_view(case_id, viewer_person_id=person_id, full_names=False)
+
+    async def list_for_party(self, *, person_id: int, kind: str | None = None) -> list[CaseSummary]:
+        ids = await CaseParty.filter(person_id=person_id).values_list("case_id", flat=True)
+        query = (
+            RegistrationCase.filter(id__in=list(ids)).select_related("unit").order_by("-applied_at", "-id")
+        )
+        if kind is not None:
+            query = query.filter(kind=kind)
+        return [summary(c) for c in await query]
+
+    async def _party_case(self, case_id: int, person_id: int) -> None:
+        """404 for anyone who is not a party: a case id reveals nothing."""
+        if not await CaseParty.exists(case_id=case_id, person_id=person_id):
+            raise NotFound(case_id=case_id)
+
+    # --- clerks ---------------------------------------------------------------------------------
+
+    async def list_for_office(
+        self, *, office_code: str, state: str | None, kind: str | None, limit: int, before_id: int | None
+    ) -> list[CaseSummary]:
+        query = RegistrationCase.filter(office_id=office_code).select_related("unit").order_by("-id")
+        if state is not None:
+            query = query.filter(state=state)
+        if kind is not None:
+            query = query.filter(kind=kind)
+        if before_id is not None:
+            query = query.filter(id__lt=before_id)
+        return [summary(c) for c in await query.limit(limit)]
+
+    async def for_clerk(self, *, case_id: int, office_code: str) -> CaseView:
+        await self._office_case(case_id, office_code)
+        return await case_view(case_id, viewer_person_id=None, full_names=True)
+
+    async def _office_case(self, case_id: int, office_code: str | None) -> RegistrationCase:
+        case = await RegistrationCase.get_or_none(id=case_id)
+        if case is None or office_code is None or case.office_id != office_code:  # type: ignore[attr-defined]
+            raise NotFound(case_id=case_id)
+        return case
+
+    async def move(self, *, case_id: int, to_state: str, actor: Actor, reason: str | None = None) -> CaseView:
+        """A clerk's move of a case at their office (404 for a case of another office)."""
+        case = await self._office_case(case_id, actor.office_code)
+        reason = reason.strip() if reason else None
+        if to_state in REFUSALS and not reason:
+            raise ReasonRequired(field="reason")
+        if to_state not in CASE_TRANSITIONS.get(case.state, frozenset()):
+            raise InvalidCaseTransition(case_id=case_id, state=case.state, requested=to_state)
+        now = self.clock.now()
+        async with register_transaction(kv=self.kv) as tx:
+            conn = tx.conn
+            if case.kind == transfers.TRANSFER:
+                await self._transfer_rules(tx, case, to_state)
+            await advance_case(
+                case_id=case_id,
+                state=to_state,
+                reason=reason,
+                kv=self.kv,
+                clock=self.clock,
+                hotline=self.policy.hotline,
+                tx=tx,
+            )  # the conditional update: a concurrent move makes this raise and roll back
+            updates: dict[str, Any] = {}
+            if to_state in FINAL:
+                updates["open_key"] = None
+            if to_state == "registered" and case.kind == transfers.TRANSFER:
+                updates["certificate_number"] = await transfers.register(
+                    tx, case, router=self.utilities, kv=self.kv, clock=self.clock, hotline=self.policy.hotline
+                )
+            if updates:
+                await RegistrationCase.filter(id=case_id).using_db(conn).update(**updates)
+            await CaseEvent.create(
+                case_id=case_id,
+                from_state=case.state,
+                to_state=to_state,
+                actor_kind=actor.kind,
+                actor_id=actor.id,
+                reason=reason,
+                at=now,
+                using_db=conn,
+            )
+            kind_name = CASE_KIND_NAMES.get(case.kind, case.kind)
+            state_name = CASE_STATE_NAMES.get(to_state, to_state)
+            await tell(
+                conn,
+                person_ids=await party_person_ids(conn, case_id),
+                title=f"{kind_name}：{state_name}",
+                body=f"案件{case.case_number}{state_name}" + (f"，理由：{reason}" if reason else "") + "。",
+                data={"case_id": case_id, "case_number": case.case_number, "state": to_state},
+                clock=self.clock,
+                key=f"case:{case.case_number}:{to_state}",
+                sms=(
+                    ("case_update", {"kind": kind_name, "case_number": case.case_number, "event": state_name})
+                    if to_state in _SMS_MOVES
+                    else None
+                ),
+            )
+        return await case_view(case_id, viewer_person_id=None, full_names=True)
+
+    async def _transfer_rules(self, tx: Any, case: RegistrationCase, to_state: str) -> None:
+        if to_state == "accepted":
+            details = dict(case.details or {})
+            sellers = (
+                await CaseParty.filter(case_id=case.id, role=transfers.SELLER)
+                .using_db(tx.conn)
+                .order_by("id")
+            )
+            await transfers.check_transferable(
+                tx.conn,
+                right_id=int(case.right_id),  # type: ignore[attr-defined]
+                seller_person_id=int(sellers[0].person_id),  # type: ignore[attr-defined]
+                mortgage_handling=details.get("mortgage_handling"),
+                objection_consent_ref=details.get("objection_consent_ref"),
+            )
+            if case.tax_status is None:
+                raise TaxDeclarationPending(case_id=case.id)
+            if case.tax_status == "rejected":
+                raise TaxDeclarationRejected(case_id=case.id)
+        elif to_state == "reviewing" and await transfers.unconfirmed(tx.conn, case.id):
+            raise PartiesNotConfirmed(case_id=case.id)
+
+    # --- administrators ---------------------------------------------------------------------------
+
+    async def redrive_utility(self, *, case_id: int, kind: str) -> int:
+        """Send a utility transfer the outbox gave up on again; returns the messages re-driven."""
+        record = await UtilityTransferRecord.get_or_none(case_id=case_id, kind=kind)
+        if record is None:
+            raise NotFound(case_id=case_id, utility=kind)
+        ids = await dead_message_ids(record)
+        if not ids:
+            return 0
+        return await redrive(ids=ids, clock=self.clock)
+
+    # --- the tax side (outbox) --------------------------------------------------------------------
+
+    async def declaration_filed(self, *, case_number: str, ref: str, status: str) -> None:
+        """The tax system answered the declaration: record it and tell the parties."""
+        async with register_transaction(kv=self.kv) as tx:
+            case = await RegistrationCase.get_or_none(case_number=case_number, using_db=tx.conn)
+            if case is None:
+                return
+            if (case.tax_ref, case.tax_status) == (ref, status):
+                return  # a redelivery of the same answer
+            changed = (
+                await RegistrationCase.filter(id=case.id, tax_status=case.tax_status)
+                .using_db(tx.conn)
+                .update(tax_ref=ref, tax_status=status)
+            )
+            if changed:
+                await tell(
+                    tx.conn,
+                    person_ids=await party_person_ids(tx.conn, case.id),
+                    title="转移登记：税务申报已受理" if status != "rejected" else "转移登记：税务申报未通过",
+                    body=f"案件{case_number}的税务申报（{ref}）状态：{status}。",
+                    data={"case_id": case.id, "case_number": case_number, "tax_status": status},
+                    clock=self.clock,
+                    key=f"case:{case_number}:tax:{status}",
+                )
