@@ -15,7 +15,6 @@ another worker then delivers the message again with the same idempotency key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -150,6 +149,7 @@ class OutboxWorker:
         self.retention_days = retention_days  # None: delivered messages are kept
         self.purge_interval_s = purge_interval_s
         self._clock = clock
+        self._slots = concurrency
         self._concurrency = asyncio.Semaphore(concurrency)
         self._rng = rng or random.Random()
         self._stop: asyncio.Event | None = None
@@ -181,48 +181,73 @@ class OutboxWorker:
         )
         if not claims:
             return 0
-        outcomes = await asyncio.gather(*(self._deliver_bounded(c) for c in claims), return_exceptions=True)
-        for claim, outcome in zip(claims, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception):
-                    raise outcome
-                # Recording the outcome failed (e.g. the database is down): the lease expires and
-                # the message is delivered again, under the same key.
-                logger.error(
-                    "outbox: could not record the outcome of message %d",
-                    claim.id,
-                    exc_info=outcome,
-                    extra=_fields(claim, "outbox_record_failed"),
-                )
+        await asyncio.gather(*(self._deliver_recorded(c, bounded=True) for c in claims))
         return len(claims)
 
+    async def _deliver_recorded(self, claim: Claim, *, bounded: bool = False) -> None:
+        try:
+            await (self._deliver_bounded(claim) if bounded else self._deliver(claim))
+        except Exception:
+            # Recording the outcome failed (e.g. the database is down): the lease expires and
+            # the message is delivered again, under the same key.
+            logger.exception(
+                "outbox: could not record the outcome of message %d",
+                claim.id,
+                extra=_fields(claim, "outbox_record_failed"),
+            )
+
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Poll until `stop` is set; then finish the deliveries in flight and return."""
+        """Poll until `stop` is set; then finish the deliveries in flight and return.
+
+        A pipeline, not batch by batch: up to `concurrency` deliveries run at once, and as soon as
+        one ends the worker claims more, so one slow delivery (a provider retrying inside its call)
+        does not hold up the others. It claims only what it can start at once, so no lease ticks
+        away while its message waits in this process."""
         self._stop = stop
         next_gauge = 0.0
         next_purge = time.monotonic() + self.purge_interval_s * self._rng.random()  # workers spread out
         failures = 0
+        in_flight: set[asyncio.Task[None]] = set()
         logger.info("outbox worker %s started", self.worker_id, extra={"event": "outbox_worker_started"})
         try:
             while not stop.is_set():
+                wanted = min(self.batch_size, self._slots - len(in_flight))
                 claimed = 0
-                try:
-                    claimed = await self.run_once()
-                    failures = 0
-                except Exception:
-                    failures += 1
-                    logger.exception("outbox worker %s: poll failed", self.worker_id)
+                if wanted > 0:
+                    try:
+                        claims = await outbox.claim_batch(
+                            worker_id=self.worker_id, limit=wanted, lease_s=self.lease_s, clock=self._clock
+                        )
+                        failures = 0
+                    except Exception:
+                        claims = []
+                        failures += 1
+                        logger.exception("outbox worker %s: poll failed", self.worker_id)
+                    for claim in claims:
+                        task = asyncio.create_task(self._deliver_recorded(claim))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                    claimed = len(claims)
                 if time.monotonic() >= next_gauge:
                     next_gauge = time.monotonic() + self.gauge_interval_s
                     await self._update_pending_gauge()
                 if self.retention_days is not None and time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + self.purge_interval_s
                     await self._purge()
-                if claimed < self.batch_size:  # a full batch means more may be due right away
+                if len(in_flight) >= self._slots:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                elif claimed < wanted or wanted <= 0:  # nothing more due now: wait, or a slot frees
                     idle = self.poll_interval_s * min(2**failures, 60)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=idle)
+                    stopping = asyncio.ensure_future(stop.wait())
+                    try:
+                        await asyncio.wait(
+                            {stopping, *in_flight}, timeout=idle, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        stopping.cancel()
         finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
             self._stop = None
             logger.info("outbox worker %s stopped", self.worker_id, extra={"event": "outbox_worker_stopped"})
 
