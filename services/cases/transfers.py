@@ -41,8 +41,11 @@ from services.errors import (
     NotAParty,
     NotFound,
     ObjectionPending,
+    PartiesNotConfirmed,
     RightNotHeld,
     RightSeized,
+    TaxDeclarationPending,
+    TaxDeclarationRejected,
     TransferInProgress,
     ValidationFailed,
 )
@@ -423,6 +426,8 @@ async def _start_utilities(
     choices = dict(case.details or {}).get("utilities", {})
     unit = right.unit
     effective = now.astimezone(SHANGHAI).date()
+    # A provider's account has one holder: the buyer with the largest share (the first named on a tie).
+    account_holder = max(buyers, key=lambda b: (b.share or 0, -b.id))
     for kind in UtilityKind:
         choice = choices.get(kind.value, {})
         if not choice.get("move", True):
@@ -447,7 +452,7 @@ async def _start_utilities(
                 provider=provider.name,
                 account_no=account_no,
                 from_holder_ref=holder_ref(int(sellers[0].person_id)),  # type: ignore[attr-defined]
-                to_holder_ref=holder_ref(int(buyers[0].person_id)),  # type: ignore[attr-defined]
+                to_holder_ref=holder_ref(int(account_holder.person_id)),  # type: ignore[attr-defined]
                 unit_number=unit.unit_number,
                 address=unit.address,
                 effective_date=effective,
@@ -455,4 +460,41 @@ async def _start_utilities(
             idempotency_key=key,
             connection=conn,
             clock=clock,
+        )
+
+
+class TransferKind:
+    """The transfer's rules for the case workflow (services/cases/kinds.py)."""
+
+    name = TRANSFER
+
+    def __init__(self, *, router: UtilityRouter, kv: Any, clock: Clock, hotline: str) -> None:
+        self.router = router
+        self.kv = kv
+        self.clock = clock
+        self.hotline = hotline
+
+    async def check_move(self, tx: RegisterTransaction, case: RegistrationCase, to_state: str) -> None:
+        if to_state == "accepted":
+            details = dict(case.details or {})
+            seller = (
+                await CaseParty.filter(case_id=case.id, role=SELLER).using_db(tx.conn).order_by("id").first()
+            )
+            await check_transferable(
+                tx.conn,
+                right_id=int(case.right_id),  # type: ignore[attr-defined]
+                seller_person_id=int(seller.person_id) if seller else 0,  # type: ignore[attr-defined]
+                mortgage_handling=details.get("mortgage_handling"),
+                objection_consent_ref=details.get("objection_consent_ref"),
+            )
+            if case.tax_status is None:
+                raise TaxDeclarationPending(case_id=case.id)
+            if case.tax_status == "rejected":
+                raise TaxDeclarationRejected(case_id=case.id)
+        elif to_state == "reviewing" and await unconfirmed(tx.conn, case.id):
+            raise PartiesNotConfirmed(case_id=case.id)
+
+    async def register(self, tx: RegisterTransaction, case: RegistrationCase) -> str | None:
+        return await register(
+            tx, case, router=self.router, kv=self.kv, clock=self.clock, hotline=self.hotline
         )

@@ -16,6 +16,7 @@ from typing import Any
 from integrations.civil_registry.base import CivilRegistry
 from integrations.utilities.router import UtilityRouter
 from services.cases import transfers
+from services.cases.kinds import CaseKind
 from services.cases.models import UtilityTransferRecord
 from services.cases.notices import party_person_ids, tell
 from services.cases.transfers import TransferApplication
@@ -25,10 +26,7 @@ from services.clock import Clock
 from services.errors import (
     InvalidCaseTransition,
     NotFound,
-    PartiesNotConfirmed,
     ReasonRequired,
-    TaxDeclarationPending,
-    TaxDeclarationRejected,
 )
 from services.kv import KeyValueStore
 from services.outbox import redrive
@@ -77,6 +75,16 @@ class CaseService:
         self.civil_registry = civil_registry
         self.utilities = utilities
         self.policy = policy or CasePolicy()
+        self.kinds: dict[str, CaseKind] = {}
+        self.add_kind(
+            transfers.TransferKind(router=utilities, kv=kv, clock=clock, hotline=self.policy.hotline)
+        )
+
+    def add_kind(self, kind: CaseKind) -> None:
+        """Plug in a kind of registration (its move rules and what registering writes)."""
+        if kind.name in self.kinds:
+            raise ValueError(f"case kind {kind.name} is added twice")
+        self.kinds[kind.name] = kind
 
     # --- citizens -------------------------------------------------------------------------------
 
@@ -157,8 +165,9 @@ class CaseService:
         now = self.clock.now()
         async with register_transaction(kv=self.kv) as tx:
             conn = tx.conn
-            if case.kind == transfers.TRANSFER:
-                await self._transfer_rules(tx, case, to_state)
+            kind = self.kinds.get(case.kind)
+            if kind is not None:
+                await kind.check_move(tx, case, to_state)
             await advance_case(
                 case_id=case_id,
                 state=to_state,
@@ -171,10 +180,8 @@ class CaseService:
             updates: dict[str, Any] = {}
             if to_state in FINAL:
                 updates["open_key"] = None
-            if to_state == "registered" and case.kind == transfers.TRANSFER:
-                updates["certificate_number"] = await transfers.register(
-                    tx, case, router=self.utilities, kv=self.kv, clock=self.clock, hotline=self.policy.hotline
-                )
+            if to_state == "registered" and kind is not None:
+                updates["certificate_number"] = await kind.register(tx, case)
             if updates:
                 await RegistrationCase.filter(id=case_id).using_db(conn).update(**updates)
             await CaseEvent.create(
@@ -204,28 +211,6 @@ class CaseService:
                 ),
             )
         return await case_view(case_id, viewer_person_id=None, full_names=True)
-
-    async def _transfer_rules(self, tx: Any, case: RegistrationCase, to_state: str) -> None:
-        if to_state == "accepted":
-            details = dict(case.details or {})
-            sellers = (
-                await CaseParty.filter(case_id=case.id, role=transfers.SELLER)
-                .using_db(tx.conn)
-                .order_by("id")
-            )
-            await transfers.check_transferable(
-                tx.conn,
-                right_id=int(case.right_id),  # type: ignore[attr-defined]
-                seller_person_id=int(sellers[0].person_id),  # type: ignore[attr-defined]
-                mortgage_handling=details.get("mortgage_handling"),
-                objection_consent_ref=details.get("objection_consent_ref"),
-            )
-            if case.tax_status is None:
-                raise TaxDeclarationPending(case_id=case.id)
-            if case.tax_status == "rejected":
-                raise TaxDeclarationRejected(case_id=case.id)
-        elif to_state == "reviewing" and await transfers.unconfirmed(tx.conn, case.id):
-            raise PartiesNotConfirmed(case_id=case.id)
 
     # --- administrators ---------------------------------------------------------------------------
 
