@@ -5,6 +5,8 @@ Public to other domains and the API: `CaseService` with its inputs and views, an
 (`topics.py`) with their handlers (`deliver_transfer`, `check_transfer`).
 """
 
+from services.cases.kinds import CaseKind
+from services.cases.numbers import case_number, certificate_number
 from services.cases.transfers import (
     BANK_CONSENT,
     CANCEL_IN_CASE,
@@ -21,12 +23,15 @@ __all__ = [
     "CANCEL_IN_CASE",
     "Actor",
     "BuyerInput",
+    "CaseKind",
     "CasePolicy",
     "CaseService",
     "CaseSummary",
     "CaseView",
     "TransferApplication",
     "UtilityChoice",
+    "case_number",
+    "certificate_number",
     "check_transfer",
     "deliver_transfer",
 ]
