@@ -22,6 +22,7 @@ now, a reminder SMS the day before as a scheduled outbox message, an in-app mess
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -284,13 +285,16 @@ class Booking:
         )
         free: list[int] = []
         full: list[int] = []
+        stripe = held_stripe
         if not seat_held:
             # A plain read: in a rush most callers are turned away here without a write, and the
             # others try the stripes that looked free first. The conditional update at the end is
-            # what guarantees the capacity, not this (seats.py).
+            # what guarantees the capacity, not this (seats.py). The stripe to try first is picked
+            # now and stored with the row, so the usual winner writes nothing more under the lock.
             free, full = await free_looking(conn, slot.id)
             if not free:
                 raise SlotFull(slot_id=slot.id)
+            stripe = random.choice(free)  # spreading load, not a secret
         if await Appointment.filter(active_key=key).using_db(conn).exists():
             raise AppointmentExists(service=request.service)
         try:
@@ -303,7 +307,7 @@ class Booking:
                 right_id=request.right_id,
                 case_ref=request.case_ref,
                 status=BOOKED,
-                stripe=held_stripe,
+                stripe=stripe,
                 active_key=key,
                 with_tax=request.with_tax,
                 created_at=now,
@@ -321,8 +325,10 @@ class Booking:
         if not seat_held:  # a waitlist offer holds its seat already (waitlist.py)
             # Last, right before the commit: on PostgreSQL the stripe's row stays locked from this
             # update to the commit, and the other bookers of that stripe queue on the lock.
-            appointment.stripe = await take_seat(conn, slot.id, free, full)
-            await Appointment.filter(id=appointment.id).using_db(conn).update(stripe=appointment.stripe)
+            won = await take_seat(conn, slot.id, free, full, first=stripe)
+            if won != stripe:  # the first choice filled meanwhile
+                appointment.stripe = won
+                await Appointment.filter(id=appointment.id).using_db(conn).update(stripe=won)
         return appointment, slot
 
     async def hold_tax(self, appointment: Appointment, slot: Slot, holds: list[TaxHold]) -> TaxHold:

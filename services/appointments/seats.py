@@ -87,21 +87,28 @@ async def free_looking(conn: BaseDBAsyncClient, slot_id: int) -> tuple[list[int]
 
 
 async def take_seat(
-    conn: BaseDBAsyncClient, slot_id: int, free: Sequence[int], full: Sequence[int] = ()
+    conn: BaseDBAsyncClient,
+    slot_id: int,
+    free: Sequence[int],
+    full: Sequence[int] = (),
+    *,
+    first: int | None = None,
 ) -> int:
-    """Take one seat: the stripes of `free` in a random order, then those of `full`, one
-    conditional update each until one is won; its number is returned. SlotFull if all refuse."""
-    for group in (free, full):
-        order = list(group)
-        random.shuffle(order)
-        for stripe in order:
-            taken = (
-                await SlotStripe.filter(slot_id=slot_id, stripe=stripe, booked__lt=F("capacity"))
-                .using_db(conn)
-                .update(booked=F("booked") + 1)
-            )
-            if taken == 1:
-                return stripe
+    """Take one seat: stripe `first`, then the rest of `free` in a random order, then those of
+    `full`, one conditional update each until one is won; its number is returned. SlotFull if all
+    refuse."""
+    rest = [s for s in free if s != first]
+    random.shuffle(rest)
+    others = [s for s in full if s != first]
+    random.shuffle(others)
+    for stripe in ([first] if first is not None else []) + rest + others:
+        taken = (
+            await SlotStripe.filter(slot_id=slot_id, stripe=stripe, booked__lt=F("capacity"))
+            .using_db(conn)
+            .update(booked=F("booked") + 1)
+        )
+        if taken == 1:
+            return stripe
     raise SlotFull(slot_id=slot_id)
 
 
