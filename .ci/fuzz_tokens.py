@@ -9,7 +9,7 @@ staff with username and password, banks with OAuth2 client credentials.
     python .ci/fuzz_tokens.py --base-url http://127.0.0.1:18000 --sms-url http://127.0.0.1:18816
 
 Roles: citizen (the demo owner), guardian (the demo mother of a minor), clerk (a Pudong clerk),
-admin, bank (the first configured bank).
+admin, bank (the first configured bank), organisation (the demo developer's staff member).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from demo import DemoIdentities, demo_identities  # noqa: E402
 from integrations.banks.config import load_banks  # noqa: E402
 from integrations.factory import SimulatorSuite  # noqa: E402
 
-ROLES = ("citizen", "guardian", "clerk", "admin", "bank")
+ROLES = ("citizen", "guardian", "clerk", "admin", "bank", "organisation")
 CITIZEN_KEYS = {"citizen": "owner", "guardian": "guardian"}
 
 
@@ -72,7 +72,7 @@ def sign_in(role: str, *, api: httpx.Client, sms: httpx.Client, ids: DemoIdentit
         if phone is None:
             raise SignInFailed(f"demo citizen {CITIZEN_KEYS[role]} has no phone")
         return citizen_token(api, sms, phone)
-    if role in ("clerk", "admin"):
+    if role in ("clerk", "admin", "organisation"):
         staff = next(s for s in ids.staff if s.role == role)
         body = {"username": staff.username, "password": staff.password}
         return str(_ok(api.post("/api/v1/auth/staff-tokens", json=body), f"{role} sign-in")["access_token"])

@@ -8,6 +8,8 @@ worker [--handlers M:F] [--once] [--worker-id ID] [--lease-s S] ...
 outbox stats|redrive|purge  operate the outbox
 idempotency purge        delete expired Idempotency-Key records (run it daily, e.g. from cron)
 audit verify             check the access log's hash chain (exit 1 if it was tampered with)
+pii reencrypt            seal all personal data with the current key (resumable; docs/decisions/0006)
+crypto switch-profile P  convert the database to profile P (service stopped; resumable)
 """
 
 from __future__ import annotations
@@ -183,6 +185,46 @@ async def _audit_verify(settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def _progress_line(phase: str, done: int, total: int) -> None:
+    """A progress line on stderr, rewritten in place (no dependency for a bar)."""
+    width = 30
+    filled = width * done // total if total else width
+    end = "\n" if done >= total else ""
+    print(
+        f"\r{phase:<20} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def _crypto(settings: Settings, args: argparse.Namespace) -> int:
+    from services.clock import SystemClock
+    from services.crypto.switch import CryptoProfileMismatch, SwitchRefused, reencrypt_all, switch_profile
+    from services.db import close_database, open_database
+    from services.pii import PiiVault
+
+    ctx = await open_database(settings.tortoise_config())
+    try:
+        if args.command == "pii":
+            vault = PiiVault.from_settings(settings)
+            report = await reencrypt_all(vault=vault, batch_size=args.batch_size, progress=_progress_line)
+        else:
+            vault = PiiVault.from_settings(settings, profile=args.profile)
+            report = await switch_profile(
+                vault=vault, now=SystemClock().now, batch_size=args.batch_size, progress=_progress_line
+            )
+    except (CryptoProfileMismatch, SwitchRefused) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        await close_database(ctx)
+    print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    if args.command == "crypto" and args.profile != settings.crypto_profile:
+        print(f"start the service with ESTATE_CRYPTO_PROFILE={args.profile}", file=sys.stderr)
+    return 0 if report.complete else 1
+
+
 def _certificate_keys(settings: Settings, command: str) -> int:
     directory = settings.certificate_keys_dir or settings.key_dir / "certificates"
     if command == "rotate":
@@ -237,6 +279,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     au = sub.add_parser("audit")
     au.add_subparsers(dest="audit_command", required=True).add_parser("verify")
+    pii = sub.add_parser("pii", help="personal data at rest (docs/decisions/0002, 0006)")
+    reenc = pii.add_subparsers(dest="pii_command", required=True).add_parser(
+        "reencrypt", help="seal every encrypted column with the current key (resumable)"
+    )
+    reenc.add_argument("--batch-size", type=int, default=500)
+    cr = sub.add_parser("crypto", help="the database's cryptography profile (docs/decisions/0006)")
+    switch = cr.add_subparsers(dest="crypto_command", required=True).add_parser(
+        "switch-profile", help="re-encrypt, recompute blind indexes, move the access log's hash"
+    )
+    switch.add_argument("profile", choices=["international", "national"])
+    switch.add_argument("--batch-size", type=int, default=500)
     ck = sub.add_parser("certificate-keys", help="the certificate signing keys (docs/certificates.md)")
     ck_sub = ck.add_subparsers(dest="keys_command", required=True)
     ck_sub.add_parser("rotate", help="make a new current key; older ones keep verifying (restart after)")
@@ -269,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_idempotency_purge(settings))
     elif args.command == "audit":
         sys.exit(asyncio.run(_audit_verify(settings)))
+    elif args.command in ("pii", "crypto"):
+        sys.exit(asyncio.run(_crypto(settings, args)))
     elif args.command == "certificate-keys":
         sys.exit(_certificate_keys(settings, args.keys_command))
     else:  # pragma: no cover - argparse rejects unknown commands

@@ -16,14 +16,17 @@ from api.container import start_services, stop_services
 from api.routes import admin as admin_routes
 from api.routes import appointments as appointments_routes
 from api.routes import auth as auth_routes
+from api.routes import banks_admin as banks_admin_routes
 from api.routes import cases as cases_routes
 from api.routes import certificates as certificates_routes
 from api.routes import clerk as clerk_routes
+from api.routes import filings as filings_routes
 from api.routes import health as health_routes
 from api.routes import me as me_routes
 from api.routes import messages as messages_routes
 from api.routes import offices as offices_routes
 from api.routes import properties as properties_routes
+from api.routes import registrations as registrations_routes
 from api.routes import wards as wards_routes
 from api.worker import run_guardianship_feed_poller, run_outbox_worker
 from config.settings import Settings, load_settings
@@ -115,6 +118,9 @@ def create_app(
         offices_routes.bp,
         appointments_routes.bp,
         cases_routes.bp,
+        registrations_routes.bp,
+        filings_routes.bp,
+        banks_admin_routes.bp,
     ):
         app.blueprint(blueprint)
     openapi.install(app)

@@ -23,7 +23,7 @@ from config.settings import Profile, Settings
 from integrations.banks.config import load_banks, refuse_demo_secrets
 from integrations.factory import Integrations, SimulatorSuite, build_integrations
 from services.appointments import AppointmentPolicy, AppointmentService
-from services.cases import CasePolicy, CaseService
+from services.cases import CasePolicy, CaseService, filing_kinds
 from services.certificates import (
     Catalogue,
     CertificatePolicy,
@@ -31,10 +31,13 @@ from services.certificates import (
     CertificateVerifier,
 )
 from services.clock import Clock, SystemClock
+from services.crypto.switch import CryptoProfileMismatch, require_profile
 from services.db import apply_migrations, close_database, open_database
+from services.filings import BankRegistry, FilesystemStorage, seed_banks
+from services.filings.service import FilingPolicy, FilingService
 from services.guardianship.feed import GuardianshipFeed
 from services.guardianship.reads import WardReadPolicy, WardReads
-from services.identity.auth import AuthPolicy, AuthService
+from services.identity.auth import AuthPolicy, AuthService, hash_password
 from services.identity.install_keys import with_install_secrets
 from services.identity.tokens import TokenSigner
 from services.kv import KeyValueStore, MemoryStore, RedisStore
@@ -68,6 +71,8 @@ class Services:
     verifier: CertificateVerifier
     appointments: AppointmentService
     cases: CaseService
+    banks: BankRegistry
+    filings: FilingService
     simulators: SimulatorSuite | None = None
     demo: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -87,6 +92,11 @@ async def start_services(
     if migrate if migrate is not None else (settings.is_sqlite or settings.migrate_on_start):
         await apply_migrations(config, vault=vault)
     db = await open_database(config)
+    try:  # the blind indexes must be of this profile (services/crypto/switch.py)
+        await require_profile(settings.crypto_profile)
+    except CryptoProfileMismatch:
+        await close_database(db)
+        raise
     prefix = settings.redis_key_prefix
     kv: KeyValueStore = (
         RedisStore.from_url(settings.redis_url, prefix=prefix) if settings.redis_url else MemoryStore()
@@ -101,7 +111,21 @@ async def start_services(
             settings.simulator_host, settings.simulator_base_port, settings=settings, banks=banks
         )
         settings = settings.model_copy(update=simulators.settings_overrides())
-    integrations = build_integrations(settings, session=session, http_client=http_client, banks=banks)
+    # The participating banks are rows of the database: each callback looks its bank up when sent.
+    bank_registry = BankRegistry(
+        vault=vault,
+        kv=kv,
+        clock=clock,
+        hash_secret=hash_password,
+        status_cache_s=settings.bank_status_cache_s,
+    )
+    integrations = build_integrations(
+        settings,
+        session=session,
+        http_client=http_client,
+        banks=banks,
+        bank_directory=bank_registry.callback_endpoint,
+    )
 
     signer = TokenSigner.from_settings(settings, clock)
     auth = AuthService(
@@ -145,6 +169,21 @@ async def start_services(
         civil_registry=integrations.civil_registry,
         utilities=integrations.utilities,
         policy=CasePolicy(hotline=settings.property_alert_hotline, utility_poll_s=settings.utility_poll_s),
+    )
+    for kind in filing_kinds(kv=kv, clock=clock, hotline=settings.property_alert_hotline):
+        cases.add_kind(kind)
+    filings = FilingService(
+        banks=bank_registry,
+        storage=FilesystemStorage(settings.filing_attachments_dir),
+        vault=vault,
+        kv=kv,
+        limiter=limiter,
+        clock=clock,
+        policy=FilingPolicy(
+            hotline=settings.property_alert_hotline,
+            requests_per_minute=settings.bank_requests_per_minute,
+            attachment_max_bytes=settings.filing_attachment_max_bytes,
+        ),
     )
     # Once, before anything can enqueue: enqueue refuses a topic not in it (services/outbox/handlers.py).
     outbox_handlers = build_handlers(
@@ -202,6 +241,8 @@ async def start_services(
         verifier=verifier,
         appointments=appointments,
         cases=cases,
+        banks=bank_registry,
+        filings=filings,
         simulators=simulators,
     )
     await auth.restore_revocations()
@@ -246,6 +287,8 @@ async def load_demo(services: Services) -> None:
         banks=load_banks(settings.banks_file),
         clock=services.clock,  # releases the slots due now, so the demo shows free slots at once
     )
+    # The demo banks become participating banks (the database is the source of truth from then on).
+    await seed_banks(load_banks(settings.banks_file), vault=services.vault, clock=services.clock)
     if services.simulators is not None:
         dataset = await civil_registry_dataset_from_db(vault=services.vault, seed=settings.demo_seed)
         services.simulators.civil_registry.load(people=dataset.people, guardianships=dataset.guardianships)

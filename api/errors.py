@@ -28,7 +28,7 @@ PROBLEM_BASE = "https://estate.example.gov.cn/problems/"
 # Most specific class first: the first match decides.
 STATUS_BY_ERROR: list[tuple[type[e.DomainError], int]] = [
     (e.UnsupportedMediaType, 415),
-    (e.IdempotencyKeyRequired, 428),
+    (e.IdempotencyKeyRequired, 400),
     (e.RateLimited, 429),
     (e.AccountLocked, 423),
     (e.PermissionDenied, 403),

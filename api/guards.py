@@ -28,13 +28,18 @@ async def current_principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired()
-    principal = await request.app.ctx.services.auth.authenticate(token.strip())
+    services = request.app.ctx.services
+    principal = await services.auth.authenticate(token.strip())
+    if principal.role == "bank" and principal.bank_code:
+        # Suspension counts from the bank's next request, not from its token's expiry.
+        await services.banks.ensure_active(principal.bank_code)
     request.ctx.principal = principal
     return principal
 
 
 def requires(*roles: str, scope: str | None = None) -> Callable[[F], F]:
-    """The route needs a signed-in caller with one of `roles` (and `scope`, for API clients)."""
+    """The route needs a signed-in caller with one of `roles` (citizen, clerk, admin, bank,
+    organisation) and `scope`, for API clients."""
 
     def decorator(handler: F) -> F:
         @wraps(handler)
@@ -42,7 +47,9 @@ def requires(*roles: str, scope: str | None = None) -> Callable[[F], F]:
             principal = await current_principal(request)
             if roles and principal.role not in roles:
                 raise PermissionDenied(required_roles=list(roles))
-            if scope is not None and principal.role == "bank" and scope not in principal.scopes:
+            # API clients (banks', organisations' systems) hold scopes; staff who sign in do not.
+            is_client = principal.subject.startswith("client:")
+            if scope is not None and is_client and scope not in principal.scopes:
                 raise PermissionDenied(required_scope=scope)
             return await handler(request, *args, **kwargs)
 

@@ -10,7 +10,8 @@ IDEMPOTENCY_KEY_REUSED, never a replay of a different request.
 What is stored is the answer the client would have seen: a success, and a 4xx domain refusal
 (the draft: a retry gets the same refusal, it does not run again). An unexpected error, a 5xx,
 a cancelled request (the client went away) is abandoned: the row is deleted and a retry runs.
-Without the header the route runs as before, unless `required=True` (428).
+Without the header the route runs as before, unless `required=True` (400, as the IETF
+idempotency-key draft says).
 """
 
 from __future__ import annotations

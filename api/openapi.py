@@ -9,7 +9,7 @@ gives the same description as a validator, for tests.
 sanic-ext turns pydantic models into schemas itself, but loses `required`, enums and nested
 models. So routes reference components by `$ref`, and the components are generated here from
 `model_json_schema()` and converted to the OpenAPI 3.0 dialect that sanic-ext emits
-(`nullable` instead of `{"type": "null"}`, no `const`).
+(`nullable` instead of `{"type": "null"}`, no `const`, boolean `exclusiveMinimum`).
 
 Path parameters are documented with their real bounds (database keys are positive int64), also
 when a route forgot to declare them: a fuzzer that knows the bounds tests right at them
@@ -52,7 +52,6 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not of a content type this operation takes (problem+json)",
     422: "Invalid input (problem+json)",
     423: "Account locked (problem+json)",
-    428: "This operation requires an Idempotency-Key header (problem+json)",
     429: "Rate limited; see Retry-After (problem+json)",
     503: "An external system is unavailable (problem+json)",
 }
@@ -129,6 +128,11 @@ def _to_oas30(node: Any) -> Any:
         node["nullable"] = True
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = node.get(bound)
+        if isinstance(value, int | float) and not isinstance(value, bool):  # 2020-12 form -> 3.0 form
+            node[inclusive] = value
+            node[bound] = True
     if "examples" in node and isinstance(node["examples"], list):
         node["example"] = node.pop("examples")[0]
     return node
@@ -220,7 +224,7 @@ def _document_idempotency(operation: Any, *, required: bool) -> None:
             ),
         )
     )
-    for code in (400, 409, 422, *((428,) if required else ())):
+    for code in (400, 409, 422):
         if code not in operation.responses:
             # Added after sanic-ext built the operation, so written as it emits it: under `schema`.
             problem = {"application/problem+json": {"schema": ref(Problem)}}
@@ -258,7 +262,8 @@ def doc(
     value. `body_required=False` for a body the route accepts being absent.
 
     `idempotency` documents the `Idempotency-Key` request header and its problems (400, 409,
-    422; 428 when required); None (the default) documents it when the handler is decorated with
+    422; 400 also when a required key is missing); None (the default) documents it when the
+    handler is decorated with
     `api.idempotency.idempotent` (below `@requires`), False never.
     """
     parameters: list[Any] = []

@@ -42,9 +42,11 @@ from services.appointments.topics import (
 )
 from services.cases import CaseService, check_transfer, deliver_transfer
 from services.cases.topics import (
+    TAX_CLEARANCE,
     TAX_DECLARE_TRANSFER,
     UTILITY_CHECK,
     UTILITY_TRANSFER,
+    ClearanceRequest,
     TransferDeclaration,
     UtilityAccountTransfer,
     UtilityTransferCheck,
@@ -142,6 +144,13 @@ def build_handlers(
         )
         return _plain(declaration)
 
+    async def tax_clearance(p: ClearanceRequest, key: str) -> Result:
+        clearance = await i.tax.confirm_tax_clearance(key, p.case_ref, p.taxpayer_ref, p.unit_numbers)
+        await cases.clearance_answered(
+            case_number=p.case_ref, ref=clearance.ref, status=clearance.status.value, reason=clearance.reason
+        )
+        return _plain(clearance)
+
     async def utility_transfer(p: UtilityAccountTransfer, key: str) -> Result:
         return await deliver_transfer(
             p, key, router=i.utilities, clock=cases.clock, poll_s=cases.policy.utility_poll_s
@@ -166,6 +175,7 @@ def build_handlers(
         route(APPOINTMENT_REMINDER, appointment_reminder),
         route(WAITLIST_EXPIRE, waitlist_expire),
         route(TAX_DECLARE_TRANSFER, tax_declare),
+        route(TAX_CLEARANCE, tax_clearance),
         route(UTILITY_TRANSFER, utility_transfer),
         route(UTILITY_CHECK, utility_check),
     )

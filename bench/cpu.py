@@ -3,7 +3,13 @@
 `certificates`: issuing a no-housing certificate (sign + verification URL + QR + PDF) and
 verifying certificate tokens offline, on one core.
 Targets (docs/certificates.md#benchmark): median issue under 10 ms of CPU; at least 5,000
-offline signature verifications a second.
+offline signature verifications a second. The signing key is of the settings' cryptography
+profile (`ESTATE_CRYPTO_PROFILE=national`: SM2), named in the result as `profile`.
+
+`primitives`: each profile's primitives side by side on one core (docs/decisions/0006): signature
+sign/verify (Ed25519 vs SM2), hash (SHA-256 vs SM3), keyed index (HMAC-SHA256 vs HMAC-SM3), AEAD
+seal/open (AES-256-GCM vs SM4-GCM) of an ID number and of 4 KiB, and the PII vault's
+encrypt/decrypt/blind index as the service calls them.
 """
 
 from __future__ import annotations
@@ -72,13 +78,16 @@ def certificates(opts: CpuOptions) -> dict[str, Any]:
     from certificates.pdf import CertificateFonts, NoHousingDocument, render_no_housing_pdf
     from certificates.qr import qr_matrix
     from certificates.tokens import CertificateClaims
+    from config.settings import load_settings
+    from standards.crypto_profile import signature_algorithm
 
+    profile = load_settings().crypto_profile
     started = time.process_time()
     fonts = CertificateFonts.load()
     fonts_s = time.process_time() - started
     now = datetime.now(UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory() as directory:
-        keyring = CertificateKeyring.ensure(Path(directory) / "keys")
+        keyring = CertificateKeyring.ensure(Path(directory) / "keys", signature_algorithm(profile))
 
     def claims(i: int) -> CertificateClaims:
         return CertificateClaims(
@@ -136,6 +145,8 @@ def certificates(opts: CpuOptions) -> dict[str, Any]:
     common = _ms(issue_common)
     return {
         "description": (certificates.__doc__ or "").strip(),
+        "profile": profile,
+        "signature_algorithm": signature_algorithm(profile),
         "setup": {
             "fonts_registration_cpu_s": round(fonts_s, 3),
             "fonts": list(fonts.names),
@@ -158,4 +169,57 @@ def certificates(opts: CpuOptions) -> dict[str, Any]:
     }
 
 
-CPU_SCENARIOS: dict[str, Callable[[CpuOptions], dict[str, Any]]] = {"certificates": certificates}
+def primitives(opts: CpuOptions) -> dict[str, Any]:
+    """Each profile's primitives, same message sizes, one core: operations per CPU second."""
+    from standards.crypto_profile import EDDSA, INTERNATIONAL, NATIONAL, SM2SM3
+
+    return {
+        "description": (primitives.__doc__ or "").strip(),
+        "per_profile": {
+            INTERNATIONAL: _primitive_rates(INTERNATIONAL, EDDSA, 32, opts.duration_s),
+            NATIONAL: _primitive_rates(NATIONAL, SM2SM3, 16, opts.duration_s),
+        },
+    }
+
+
+def _primitive_rates(profile: Any, algorithm: Any, key_len: int, duration_s: float) -> dict[str, Any]:
+    import base64
+    import os
+
+    from services.pii import PiiVault
+    from standards.crypto_profile import aead, generate_signing_key, hash_bytes, keyed_index
+
+    message, page, id_number = os.urandom(300), os.urandom(4096), b"310115199001011234"
+    nonce, index_key = os.urandom(12), os.urandom(32)
+    vault = PiiVault(
+        key_b64=base64.b64encode(os.urandom(32)).decode(),
+        blind_index_key="bench-index-key",
+        sm4_key_b64=base64.b64encode(os.urandom(16)).decode(),
+    ).with_profile(profile)
+    signer = generate_signing_key(algorithm)
+    verifier = signer.public_key()
+    signature = signer.sign(message)
+    cipher = aead(profile, os.urandom(key_len))
+    sealed, sealed_page = cipher.encrypt(nonce, id_number, b"id_number"), cipher.encrypt(nonce, page, b"")
+    token = vault.encrypt("310115199001011234")
+    ops: dict[str, Callable[[int], object]] = {
+        f"{algorithm} sign (300 B)": lambda i: signer.sign(message),
+        f"{algorithm} verify (300 B)": lambda i: verifier.verify(signature, message),
+        "hash (300 B)": lambda i: hash_bytes(profile, message),
+        "hash (4 KiB)": lambda i: hash_bytes(profile, page),
+        "keyed index (18 B)": lambda i: keyed_index(profile, index_key, id_number),
+        "AEAD seal (18 B)": lambda i: cipher.encrypt(nonce, id_number, b"id_number"),
+        "AEAD open (18 B)": lambda i: cipher.decrypt(nonce, sealed, b"id_number"),
+        "AEAD seal (4 KiB)": lambda i: cipher.encrypt(nonce, page, b""),
+        "AEAD open (4 KiB)": lambda i: cipher.decrypt(nonce, sealed_page, b""),
+        "PiiVault.encrypt": lambda i: vault.encrypt("310115199001011234"),
+        "PiiVault.decrypt": lambda i: vault.decrypt(token),
+        "PiiVault.blind_index": lambda i: vault.blind_index("310115199001011234"),
+    }
+    return {name: _rate(op, duration_s) for name, op in ops.items()}
+
+
+CPU_SCENARIOS: dict[str, Callable[[CpuOptions], dict[str, Any]]] = {
+    "certificates": certificates,
+    "primitives": primitives,
+}

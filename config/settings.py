@@ -58,14 +58,19 @@ class Settings(BaseSettings):
 
     # Cryptography profile (docs/decisions/0006-national-cryptography.md): `international` is
     # Ed25519, SHA-256, HMAC-SHA256, AES-256-GCM; `national` (国密) is SM2 with SM3, SM3, HMAC-SM3,
-    # SM4-GCM. Today it chooses the algorithm of new certificate signing keys (retired keys of the
-    # other one keep verifying); the blind index, personal data and access-log chain stay on the
-    # international algorithms until their migration command exists (issue 16).
+    # SM4-GCM. It chooses what is made: new certificate signing keys, personal data sealed from now
+    # on (older ciphertexts name their own key), blind indexes and access-log hashes. A database
+    # records the profile its indexes were computed under; the service refuses to start with another
+    # until `python -m api crypto switch-profile <name>` has converted it (services/crypto).
     crypto_profile: Literal["international", "national"] = "international"
 
     # Secrets
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     pii_key: SecretStr = SecretStr(DEV_PII_KEY)  # base64, 32 bytes: AES-256-GCM for ID numbers at rest
+    # base64, 16 bytes: SM4-GCM, the national profile's key for personal data (key version 2,
+    # services/pii.py). Unset in the embedded profile: made under key_dir; production under the
+    # national profile refuses to start without it.
+    pii_sm4_key: SecretStr | None = None
     blind_index_key: SecretStr = SecretStr(DEV_SECRET + "-blind-index")
     # PEM, Ed25519. Unset in the embedded profile: a random key is made for the install under
     # key_dir (services/identity/install_keys.py); production refuses to start without one.
@@ -173,6 +178,14 @@ class Settings(BaseSettings):
     utility_poll_s: float = Field(default=60.0, gt=0)
     property_alert_hotline: str = "12345"  # named in property-change SMS; illustrative
 
+    # Bank mortgage filings (docs/filings.md): where uploaded attachments are kept (a directory
+    # outside the database), how long a bank's active/suspended status is cached per process
+    # (suspension also clears it at once), per-bank requests per minute, the largest attachment.
+    filing_attachments_dir: Path = Path("var/filing-attachments")
+    bank_status_cache_s: float = Field(default=3.0, ge=0, le=60)
+    bank_requests_per_minute: int = Field(default=600, ge=1)
+    filing_attachment_max_bytes: int = Field(default=2 * 1024 * 1024 - 4096, ge=1)
+
     # Booking (docs/appointments.md "Booking"): cancel or reschedule online until this many hours
     # before the slot; `appointment_no_show_limit` no-shows within the window block online booking
     # for `appointment_no_show_block_days` after the last; a freed seat is held for the first on the
@@ -194,6 +207,8 @@ class Settings(BaseSettings):
                 problems.append("ESTATE_PII_KEY is the development default")
             if self.blind_index_key.get_secret_value().startswith(DEV_SECRET):
                 problems.append("ESTATE_BLIND_INDEX_KEY is the development default")
+            if self.crypto_profile == "national" and self.pii_sm4_key is None:
+                problems.append("ESTATE_PII_SM4_KEY is not set (the national profile's personal-data key)")
             if self.sms_gateway_api_key.get_secret_value() == DEV_SMS_KEY:
                 problems.append(
                     "ESTATE_SMS_GATEWAY_API_KEY is the SMS simulator's key: set the key the gateway issued"
@@ -241,6 +256,8 @@ MODEL_MODULES = [
     "services.appointments.models",
     "services.idempotency.models",
     "services.cases.models",
+    "services.filings.models",
+    "services.crypto.models",
 ]
 
 

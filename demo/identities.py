@@ -46,6 +46,26 @@ class DemoBankClient:
 
 
 @dataclass(frozen=True, slots=True)
+class DemoDeveloper:
+    """A developer (房地产开发企业) with a staff sign-in (in FIXED_STAFF, role `organisation`) and an
+    API client for its own system, holding the land-use right of a parcel whose new building is
+    ready for first registration (docs/demo.md)."""
+
+    name: str
+    credit_code: str
+    staff_username: str
+    client_id: str
+    client_secret: str
+    scopes: tuple[str, ...]
+    parcel_unit_number: str
+    parcel_address: str
+    land_certificate: str
+    building_number: str
+    building_address: str
+    unit_numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DemoProperty:
     """One right (current or historical) on a unit of the fixed identities."""
 
@@ -63,6 +83,7 @@ class DemoIdentities:
     staff: tuple[DemoStaff, ...]
     banks: tuple[DemoBankClient, ...]
     properties: tuple[DemoProperty, ...] = ()
+    developers: tuple[DemoDeveloper, ...] = ()
 
     def citizen(self, key: str) -> DemoCitizen:
         return next(c for c in self.citizens if c.key == key)
@@ -107,6 +128,32 @@ class DemoIdentities:
                 [
                     [b.bank_code, b.name, b.credit_code, b.client_id, b.client_secret, " ".join(b.scopes)]
                     for b in self.banks
+                ],
+            ),
+            (
+                "Developers (staff sign in with the username above; their system with client credentials)",
+                [
+                    "name",
+                    "credit code",
+                    "staff",
+                    "client_id",
+                    "client_secret",
+                    "scopes",
+                    "parcel",
+                    "units ready",
+                ],
+                [
+                    [
+                        d.name,
+                        d.credit_code,
+                        d.staff_username,
+                        d.client_id,
+                        d.client_secret,
+                        " ".join(d.scopes),
+                        d.parcel_unit_number,
+                        f"{len(d.unit_numbers)} in building {d.building_number}: {d.unit_numbers[0]} ..",
+                    ]
+                    for d in self.developers
                 ],
             ),
         ]
@@ -286,8 +333,26 @@ FIXED_UNITS: tuple[_FixedUnit, ...] = (
     ),
 )
 # fmt: on
+# The demo developer: its land-use right on a parcel in 浦东新区 and a new building of six flats
+# there, not in the register yet (its first registration is the demo's, docs/demo.md).
+_PARCEL = "310115005009GB00777W00000000"
+DEMO_DEVELOPER = DemoDeveloper(
+    name="上海锦绣置业有限公司",
+    credit_code="91310115MA1KD0016B",  # demo.companies.credit_code("310115", "MA1KD001")
+    staff_username="developer.jinxiu",
+    client_id="jinxiu-dev-system",
+    client_secret="demo-jinxiu-client-secret-2026",  # noqa: S106 - a documented demo credential
+    scopes=("registration:apply", "registration:read"),
+    parcel_unit_number=_PARCEL,
+    parcel_address="上海市浦东新区锦绣路1888弄地块",
+    land_certificate="沪(2024)浦东新区不动产权第0777001号",
+    building_number="0003",
+    building_address="上海市浦东新区锦绣路1888弄3号",
+    unit_numbers=tuple(f"{_PARCEL[:19]}F0003{floor:02d}0{flat}" for floor in (1, 2, 3) for flat in (1, 2)),
+)
 FIXED_CERTIFICATES = frozenset(
-    [r.certificate for u in FIXED_UNITS for r in u.rights]
+    [DEMO_DEVELOPER.land_certificate]
+    + [r.certificate for u in FIXED_UNITS for r in u.rights]
     + [m.certificate for u in FIXED_UNITS for m in u.mortgages]
 )
 
@@ -300,6 +365,9 @@ FIXED_STAFF = (
     DemoStaff("clerk.minhang", "Demo-Minhang-2026!", "clerk", "OFF-310112-01", "顾晓峰",
               "Clerk at 闵行区不动产登记事务中心: the demo transfer case goes to this office"),
     DemoStaff("admin", "Demo-Admin-2026!", "admin", None, "系统管理员", "Administrator, no office"),
+    DemoStaff("developer.jinxiu", "Demo-Jinxiu-2026!", "organisation", None, "林嘉欣",
+              "Staff of the developer 上海锦绣置业有限公司: applies for the first registration of its "
+              "new building"),
 )
 # fmt: on
 
@@ -336,6 +404,7 @@ def demo_identities(banks: Sequence[DemoBank]) -> DemoIdentities:
             for b in banks
         ),
         properties=tuple(_demo_properties([b.code for b in banks])),
+        developers=(DEMO_DEVELOPER,),
     )
 
 

@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from demo.generated import GeneratedRegister
 from demo.identities import (
+    DEMO_DEVELOPER,
     FIXED_PERSONS,
     FIXED_STAFF,
     FIXED_UNITS,
@@ -27,7 +28,7 @@ from services.appointments.slots import release_due_slots
 from services.clock import Clock
 from services.identity.models import ApiClient, StaffUser
 from services.pii import PiiVault
-from services.registry.models import Person
+from services.registry.models import Organisation, Person, Right, RightHolder
 
 
 async def seed_demo_data(
@@ -54,6 +55,7 @@ async def seed_demo_data(
             seeder = _Seeder(conn=conn, vault=vault, seed=seed, batch_size=batch_size)
             await seeder.prepare(banks)
             await seeder.write_fixed()
+            await seeder.write_developer()
             await seeder.write_generated(persons=persons, units=units)
             await seeder.write_accounts(banks)
             await advance_sequences(conn)
@@ -66,13 +68,12 @@ async def seed_demo_data(
 class _Seeder(GeneratedRegister):
     """Adds what is the same for every seed: the rows of the fixed identities, and the accounts."""
 
+    developer_pk: int | None = None  # the demo developer's organisation, once written
+
     # -- the fixed identities --
 
     async def write_fixed(self) -> None:
-        pks = {
-            p.key: self.person(name=p.name, id_number=p.id_number, phone=p.phone)
-            for p in FIXED_PERSONS
-        }
+        pks = {p.key: self.person(name=p.name, id_number=p.id_number, phone=p.phone) for p in FIXED_PERSONS}
         for u in FIXED_UNITS:
             district = u.unit_number[:6]
             unit = self.unit(
@@ -104,6 +105,40 @@ class _Seeder(GeneratedRegister):
                     )
         await self.flush()
 
+    async def write_developer(self) -> None:
+        """The demo developer and its parcel's land-use right; the building's units stay out of the
+        register until the demo's first registration."""
+        d = DEMO_DEVELOPER
+        org = await Organisation.get_or_none(credit_code=d.credit_code, using_db=self.conn)
+        if org is None:
+            org = await Organisation.create(
+                name=d.name, credit_code=d.credit_code, kind="developer", using_db=self.conn
+            )
+        self.developer_pk = int(org.id)
+        district = d.parcel_unit_number[:6]
+        unit = self.unit(
+            number=d.parcel_unit_number,
+            district=district,
+            address=d.parcel_address,
+            use="residential",
+            area=Decimal("5200.00"),
+        )
+        right = self.pk(Right)
+        self.add(
+            Right(
+                id=right,
+                certificate_number=d.land_certificate,
+                unit_id=unit,
+                right_type="land_use",
+                co_ownership="sole",
+                status="current",
+                registered_at=_at_ten(date(2024, 3, 18)),
+                district_code=district,
+            )
+        )
+        self.add(RightHolder(id=self.pk(RightHolder), right_id=right, organisation_id=org.id, share=1))
+        await self.flush()
+
     # -- accounts --
 
     async def write_accounts(self, banks: Sequence[DemoBank]) -> None:
@@ -117,6 +152,7 @@ class _Seeder(GeneratedRegister):
         hasher = PasswordHasher()
         secrets = [s.password for s in staff] + [b.client_secret for b, _ in clients]
         hashes = await asyncio.to_thread(lambda: [hasher.hash(secret) for secret in secrets])
+        developer = self.developer_pk
         for s, password_hash in zip(staff, hashes, strict=False):
             await StaffUser.create(
                 username=s.username,
@@ -124,6 +160,7 @@ class _Seeder(GeneratedRegister):
                 password_hash=password_hash,
                 role=s.role,
                 office_code=s.office_code,
+                organisation_id=developer if s.username == DEMO_DEVELOPER.staff_username else None,
                 using_db=self.conn,
             )
         for (bank, org), secret_hash in zip(clients, hashes[len(staff) :], strict=True):
@@ -133,6 +170,17 @@ class _Seeder(GeneratedRegister):
                 organisation_id=org,
                 bank_code=bank.code,
                 scopes=" ".join(bank.scopes),
+                using_db=self.conn,
+            )
+        if developer is not None and DEMO_DEVELOPER.client_id not in clients_have:
+            d = DEMO_DEVELOPER
+            await ApiClient.create(
+                client_id=d.client_id,
+                secret_hash=await asyncio.to_thread(hasher.hash, d.client_secret),
+                organisation_id=developer,
+                role="organisation",
+                bank_code=None,
+                scopes=" ".join(d.scopes),
                 using_db=self.conn,
             )
 

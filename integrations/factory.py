@@ -22,8 +22,9 @@ from integrations.appointment_centre.base import AppointmentCentre
 from integrations.appointment_centre.http import HttpAppointmentCentre
 from integrations.appointment_centre.simulator import AppointmentCentreSimulator
 from integrations.banks import http as bank_http
+from integrations.banks.base import CallbackEndpoint
 from integrations.banks.config import BankConfig, load_banks
-from integrations.banks.router import BankRouter
+from integrations.banks.router import BankDirectory, BankRouter
 from integrations.banks.simulator import BankCallbackSimulator
 from integrations.base import HttpAdapter, RetryPolicy, integration_metrics
 from integrations.civil_registry.base import CivilRegistry
@@ -75,8 +76,12 @@ def build_integrations(
     metrics_registry: CollectorRegistry | None = None,
     catalogue: ProviderCatalogue | None = None,
     banks: Iterable[BankConfig] | None = None,
+    bank_directory: BankDirectory | None = None,
 ) -> Integrations:
-    """Raises ConfigurationError for a missing URL or an unknown adapter name: refuse to start."""
+    """Raises ConfigurationError for a missing URL or an unknown adapter name: refuse to start.
+
+    With `bank_directory` (the service: banks are rows of the database), each bank callback looks
+    its bank up when it is sent; without it, the senders are built from `banks` (config/banks.toml)."""
     metrics = integration_metrics(metrics_registry)
     retry = RetryPolicy(
         attempts=settings.external_retries + 1,
@@ -109,13 +114,20 @@ def build_integrations(
             **{**common, "timeout_s": config.timeout_s or settings.external_timeout_s},
         )
 
-    senders = {}
-    for bank in banks if banks is not None else load_banks(settings.banks_file):
-        sender_cls = _adapter(bank_http.ADAPTERS, bank.adapter, f"bank {bank.code}")
-        url = bank.callback_url or _simulated(settings.banks_simulator_url, f"{bank.code}/callback")
-        senders[bank.code] = sender_cls(
-            bank, session=session, timeout_s=settings.external_timeout_s, retry=retry, callback_url=url
+    def bank_sender(endpoint: CallbackEndpoint) -> bank_http.SignedJsonCallback:
+        sender_cls = _adapter(bank_http.ADAPTERS, endpoint.adapter, f"bank {endpoint.bank_code}")
+        url = endpoint.url or _simulated(settings.banks_simulator_url, f"{endpoint.bank_code}/callback")
+        return sender_cls(
+            endpoint, session=session, timeout_s=settings.external_timeout_s, retry=retry, callback_url=url
         )
+
+    senders = {}
+    if bank_directory is None:
+        for bank in banks if banks is not None else load_banks(settings.banks_file):
+            senders[bank.code] = bank_sender(bank_http.endpoint_of(bank))
+        bank_router = BankRouter(senders, metrics=metrics)
+    else:
+        bank_router = BankRouter(directory=bank_directory, make_sender=bank_sender, metrics=metrics)
 
     sms_cls = _adapter(sms_http.ADAPTERS, _adapter_name(settings, "sms"), "sms")
     return Integrations(
@@ -124,7 +136,7 @@ def build_integrations(
         elicense=core("elicense", settings.elicense_url),
         appointment_centre=core("appointment_centre", settings.appointment_centre_url),
         utilities=UtilityRouter(catalogue, providers, metrics=metrics),
-        banks=BankRouter(senders, metrics=metrics),
+        banks=bank_router,
         sms=sms_cls(
             base_url=_require_url(settings.sms_gateway_url, "sms"),
             api_key=settings.sms_gateway_api_key.get_secret_value(),

@@ -75,6 +75,11 @@ def migration_vault(purpose: str) -> PiiVault:
     return vault
 
 
+def migration_vault_if_given() -> PiiVault | None:
+    """The vault `apply_migrations` was given, or None (a migration that can do without)."""
+    return _migration_vault.get()
+
+
 @contextmanager
 def _vault_for_migrations(vault: PiiVault | None) -> Iterator[None]:
     token = _migration_vault.set(vault)

@@ -325,7 +325,7 @@ class IdempotencyKeyInvalid(MalformedRequest):
 
 
 class IdempotencyKeyRequired(MalformedRequest):
-    """This operation runs only with an Idempotency-Key (428 Precondition Required)."""
+    """This operation runs only with an Idempotency-Key (400, per the IETF idempotency-key draft)."""
 
     code = "IDEMPOTENCY_KEY_REQUIRED"
     title_zh = "该操作需要 Idempotency-Key 请求头"
@@ -437,3 +437,98 @@ class NotAParty(Conflict):
     code = "NOTHING_TO_CONFIRM"
     title_zh = "您在本案中没有待确认的事项"
     title_en = "There is nothing for you to confirm in this case"
+
+
+# --- first registration and cancellation registration (issue 13) ------------------------------------
+
+
+class ParcelNotHeld(NotFound):
+    """404 whether the parcel is not in the register or its land-use right is someone else's."""
+
+    code = "PARCEL_NOT_HELD"
+    title_zh = "贵单位名下没有该宗地的国有建设用地使用权"
+    title_en = "Your organisation holds no current land-use right on this parcel"
+
+
+class UnitsAlreadyRegistered(Conflict):
+    code = "UNITS_ALREADY_REGISTERED"
+    title_zh = "部分不动产单元已在登记簿中，不能办理首次登记"
+    title_en = "Some of these units are already in the register"
+
+
+class FirstRegistrationInProgress(Conflict):
+    code = "FIRST_REGISTRATION_IN_PROGRESS"
+    title_zh = "该幢房屋已有正在办理的首次登记"
+    title_en = "A first registration of this building is already in progress"
+
+
+class TaxClearancePending(Conflict):
+    code = "TAX_CLEARANCE_PENDING"
+    title_zh = "税务机关尚未答复完税情况，暂不能受理"
+    title_en = "The tax authority has not answered on tax clearance yet; the case cannot be accepted"
+
+
+class TaxClearanceRefused(Conflict):
+    code = "TAX_CLEARANCE_REFUSED"
+    title_zh = "税务机关未确认完税，不能受理"
+    title_en = "The tax authority did not confirm tax clearance; the case cannot be accepted"
+
+
+class MortgageeConsentRequired(Conflict):
+    code = "MORTGAGEE_CONSENT_REQUIRED"
+    title_zh = "该不动产存在有效抵押，注销登记须提交抵押权人同意的文书"
+    title_en = "The property is mortgaged: a cancellation needs the mortgagee's consent"
+
+
+class CaseInProgress(Conflict):
+    code = "CASE_IN_PROGRESS"
+    title_zh = "该不动产权利已有正在办理的登记"
+    title_en = "A registration of this right is already in progress"
+
+
+class OrganisationExists(Conflict):
+    code = "ORGANISATION_EXISTS"
+    title_zh = "该统一社会信用代码的单位已登记"
+    title_en = "An organisation with this credit code is already on record"
+
+
+# --- bank mortgage filings (issue 14) ----------------------------------------------------------------
+
+
+class FilingRejected(ValidationFailed):
+    """A filing with blocking errors: every error and warning found, at once (fields `errors`,
+    `warnings`, each `{"code", "message", "field"}`; `filing_id`, `ref`; `filing_status` "rejected")."""
+
+    code = "FILING_REJECTED"
+    title_zh = "抵押登记申请未通过校验"
+    title_en = "The mortgage filing has blocking errors"
+
+
+class BankSuspended(PermissionDenied):
+    code = "BANK_SUSPENDED"
+    title_zh = "该银行已暂停办理抵押登记"
+    title_en = "The bank is suspended from filing"
+
+
+class BankNotRegistered(PermissionDenied):
+    code = "BANK_NOT_REGISTERED"
+    title_zh = "该银行未登记为抵押登记参与银行"
+    title_en = "The bank is not registered to file mortgages"
+
+
+class BankExists(Conflict):
+    code = "BANK_EXISTS"
+    title_zh = "该银行已登记"
+    title_en = "The bank is already registered"
+
+
+class AttachmentMismatch(ValidationFailed):
+    code = "ATTACHMENT_MISMATCH"
+    title_zh = "附件的大小或 SHA-256 与声明不符"
+    title_en = "The attachment does not match its declared size or SHA-256"
+
+
+class TooManyFilings(ValidationFailed):
+    code = "BATCH_TOO_LARGE"
+    title_zh = "一次最多提交 100 件抵押登记申请"
+    title_en = "A batch holds at most 100 filings"

@@ -68,6 +68,7 @@ def settings(
         key_dir=tmp_path_factory.mktemp("keys"),
         secret_key=secrets.token_urlsafe(32),
         pii_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        pii_sm4_key=base64.b64encode(secrets.token_bytes(16)).decode(),
         blind_index_key=secrets.token_urlsafe(32),
         redis_url=redis_url,
         redis_key_prefix=f"estate-test-{uuid.uuid4().hex[:8]}:",
@@ -107,10 +108,8 @@ async def client(app: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session", autouse=True)
 def vault(settings: Settings) -> PiiVault:
-    session_vault = PiiVault(
-        key_b64=settings.pii_key.get_secret_value(),
-        blind_index_key=settings.blind_index_key.get_secret_value(),
-    )
+    # The session's profile: ESTATE_CRYPTO_PROFILE=national runs the suite under SM4/HMAC-SM3.
+    session_vault = PiiVault.from_settings(settings)
     # Factories called without `vault=` must write rows the app can read.
     factories.set_default_vault(session_vault)
     return session_vault

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json, raw
 
@@ -36,7 +36,9 @@ class BookRequest(BaseModel):
         pattern=r"^[A-Za-z0-9-]+$",
         description="the registration case",
     )
-    with_tax: bool = Field(default=False, description="book the tax office's half hour at the same time")
+    with_tax: StrictBool = Field(
+        default=False, description="book the tax office's half hour at the same time"
+    )
 
 
 class RescheduleRequest(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
 
@@ -39,14 +39,18 @@ class BuyerIn(BaseModel):
 
     id_number: IdNumber
     name: str = Field(min_length=1, max_length=64, pattern=_TEXT, examples=["李四"])
-    share: Decimal = Field(gt=0, le=1, max_digits=7, decimal_places=6, examples=["1"])
+    share: str = Field(
+        pattern=r"^(0\.[0-9]{1,6}|1(\.0{1,6})?)$",
+        description="the buyer's share as a decimal fraction; the buyers' shares add up to 1",
+        examples=["1", "0.5"],
+    )
 
 
 class UtilityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: UtilityKindName
-    move: bool = Field(default=True, description="false: this utility stays as it is")
+    move: StrictBool = Field(default=True, description="false: this utility stays as it is")
     account_no: str | None = Field(
         default=None,
         pattern=r"^\d{6,20}$",
@@ -133,7 +137,9 @@ async def open_transfer(request: Request) -> HTTPResponse:
         TransferApplication(
             seller_person_id=await person_id_of(request),
             right_id=body.right_id,
-            buyers=tuple(BuyerInput(id_number=b.id_number, name=b.name, share=b.share) for b in body.buyers),
+            buyers=tuple(
+                BuyerInput(id_number=b.id_number, name=b.name, share=Decimal(b.share)) for b in body.buyers
+            ),
             price_fen=body.price_fen,
             contract_number=body.contract_number.strip(),
             utilities=tuple(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import empty, json
 
@@ -157,7 +157,7 @@ class TemplateUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rule: TemplateRequest | None = Field(default=None, description="the new rule (its service must stay)")
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class Released(BaseModel):

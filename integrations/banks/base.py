@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from integrations.base import ExternalSystem
 
-SIGNATURE_HEADER = "X-Estate-Signature"  # "sha256=" + hex HMAC-SHA256 of the raw body, bank's secret
+SIGNATURE_HEADER = "X-Estate-Signature"  # v1 "sha256=<hex>", v2 "v2=<hex>" (integrations/banks/http.py)
+TIMESTAMP_HEADER = "X-Estate-Timestamp"  # v2: Unix seconds, signed with the body
 BAD_SIGNATURE = "BAD_SIGNATURE"
+STALE_TIMESTAMP = "STALE_TIMESTAMP"
 UNKNOWN_FILING = "UNKNOWN_FILING"
+
+
+@dataclass(frozen=True)
+class CallbackEndpoint:
+    """Where and how one bank receives our callbacks: looked up per message (a bank registered
+    at run time gets its callbacks without a restart)."""
+
+    bank_code: str
+    url: str  # empty: the bank simulator's `/<code>/callback`
+    secret: str = field(repr=False)
+    adapter: str = "signed-json-v1"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 Serves `POST /<bank code>/callback` for each configured bank; lists what it received at
 `GET /_sim/callbacks?bank=<code>` (newest last) and through `sim.received(bank_code)`.
 Filing references listed in `sim.unknown_filings` are answered with business code 1001.
+
+A bank that signed up for `signed-json-v2` checks the timestamp too: a callback signed more than
+`window_s` from the simulator's clock is refused (401 STALE_TIMESTAMP), as a real bank refuses a
+replay. A bank registered with us at run time is added here with `add_bank` (or
+`POST /_sim/banks`), as the real bank would configure the secret agreed with us.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
-from integrations.banks.base import BAD_SIGNATURE, SIGNATURE_HEADER
+from integrations.banks.base import BAD_SIGNATURE, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from integrations.banks.config import BankConfig
-from integrations.banks.http import signature_valid
+from integrations.banks.http import REPLAY_WINDOW_S, signature_valid, verify_v2
 from integrations.simulator import Reply, SimRejection, Simulator
 
 
@@ -24,9 +29,15 @@ class BankCallbackSimulator(Simulator):
 
     def __init__(self, banks: Iterable[BankConfig] = (), **kwargs: Any) -> None:
         self.secrets = {bank.code: bank.callback_secret for bank in banks}
+        self.versions = {bank.code: bank.adapter for bank in banks}
+        self.window_s: float = REPLAY_WINDOW_S
         self.deliveries: list[dict[str, Any]] = []
         self.unknown_filings: set[str] = set()
         super().__init__(**kwargs)
+
+    def add_bank(self, code: str, secret: str, adapter: str = "signed-json-v2") -> None:
+        self.secrets[code] = secret
+        self.versions[code] = adapter
 
     def _reset_effects(self) -> None:
         self.deliveries.clear()
@@ -44,6 +55,7 @@ class BankCallbackSimulator(Simulator):
     def _setup_routes(self) -> None:
         self.route("POST", "/{bank}/callback", "receive_callback", self._receive, effectful=True)
         self.app.router.add_get("/_sim/callbacks", self._admin_callbacks)
+        self.app.router.add_post("/_sim/banks", self._admin_add_bank)
 
     async def _receive(self, request: web.Request) -> Reply:
         bank = request.match_info["bank"]
@@ -51,7 +63,20 @@ class BankCallbackSimulator(Simulator):
         if secret is None:
             raise SimRejection(404, "UNKNOWN_BANK", f"no bank {bank} here")
         raw = await request.read()
-        valid = signature_valid(secret, raw, request.headers.get(SIGNATURE_HEADER))
+        if self.versions.get(bank) == "signed-json-v2":
+            refusal = verify_v2(
+                secret,
+                raw,
+                timestamp=request.headers.get(TIMESTAMP_HEADER),
+                signature=request.headers.get(SIGNATURE_HEADER),
+                now=self.clock().timestamp(),
+                window_s=self.window_s,
+            )
+        else:
+            refusal = (
+                None if signature_valid(secret, raw, request.headers.get(SIGNATURE_HEADER)) else BAD_SIGNATURE
+            )
+        valid = refusal is None
         try:
             payload = json.loads(raw)
         except ValueError:
@@ -60,13 +85,14 @@ class BankCallbackSimulator(Simulator):
             {
                 "bank_code": bank,
                 "signature_valid": valid,
+                "refusal": refusal,
                 "idempotency_key": request.headers.get("Idempotency-Key"),
                 "payload": payload,
                 "received_at": self.clock().isoformat(),
             }
         )
-        if not valid:
-            raise SimRejection(401, BAD_SIGNATURE, "signature does not match the body")
+        if refusal is not None:
+            raise SimRejection(401, refusal, "signature does not match the body, or is not fresh")
         if not isinstance(payload, dict):
             raise SimRejection(400, "BAD_REQUEST", "body is not a JSON object")
         if payload.get("filing_ref") in self.unknown_filings:
@@ -77,3 +103,8 @@ class BankCallbackSimulator(Simulator):
     async def _admin_callbacks(self, request: web.Request) -> web.Response:
         bank = request.query.get("bank")
         return Reply(200, self.received(bank, valid_only=False)).to_response()
+
+    async def _admin_add_bank(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.add_bank(str(body["code"]), str(body["secret"]), str(body.get("adapter", "signed-json-v2")))
+        return Reply(200, {"code": "0000"}).to_response()

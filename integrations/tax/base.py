@@ -16,6 +16,7 @@ SLOT_FULL = "SLOT_FULL"
 APPOINTMENT_NOT_FOUND = "APPOINTMENT_NOT_FOUND"
 DECLARATION_NOT_FOUND = "DECLARATION_NOT_FOUND"
 INVALID_UNIT_NUMBER = "INVALID_UNIT_NUMBER"
+INVALID_CLEARANCE = "INVALID_CLEARANCE"
 
 
 class DeclarationStatus(StrEnum):
@@ -23,6 +24,20 @@ class DeclarationStatus(StrEnum):
     ASSESSED = "assessed"
     PAID = "paid"
     REJECTED = "rejected"
+
+
+class ClearanceStatus(StrEnum):
+    CLEARED = "cleared"  # 完税: nothing owed on these units, registration may go on
+    REFUSED = "refused"  # 未完税: taxes outstanding; `reason` says what
+
+
+@dataclass(frozen=True)
+class TaxClearance:
+    """The bureau's answer on whether the taxes tied to these units are settled (完税证明)."""
+
+    ref: str
+    status: ClearanceStatus
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,20 @@ class TaxSystem(ExternalSystem):
     async def get_declaration(self, ref: str) -> TaxDeclaration:
         return await self._call("get_declaration", lambda: self._get_declaration(ref), ref=ref)
 
+    async def confirm_tax_clearance(
+        self, idempotency_key: str, case_ref: str, taxpayer_ref: str, unit_numbers: Sequence[str]
+    ) -> TaxClearance:
+        """Whether the taxes on `unit_numbers` are settled, for a first registration (the developer's
+        project) or a cancellation. `taxpayer_ref`: an organisation's credit code, or a person's
+        opaque reference (never an ID number). A refusal is an answer (`REFUSED`), not an error."""
+        if not unit_numbers:
+            raise ValueError("a tax clearance names at least one unit")
+        return await self._call(
+            "confirm_tax_clearance",
+            lambda: self._confirm_tax_clearance(idempotency_key, case_ref, taxpayer_ref, list(unit_numbers)),
+            case_ref=case_ref,
+        )
+
     @abstractmethod
     async def _book_appointment(
         self, idempotency_key: str, office_code: str, slot_start: datetime, applicant_ref: str, case_ref: str
@@ -104,6 +133,11 @@ class TaxSystem(ExternalSystem):
 
     @abstractmethod
     async def _get_declaration(self, ref: str) -> TaxDeclaration: ...
+
+    @abstractmethod
+    async def _confirm_tax_clearance(
+        self, idempotency_key: str, case_ref: str, taxpayer_ref: str, unit_numbers: list[str]
+    ) -> TaxClearance: ...
 
 
 def _require_aware(moment: datetime) -> None:

@@ -7,7 +7,14 @@ from typing import Any
 from urllib.parse import quote
 
 from integrations.base import HttpAdapter
-from integrations.tax.base import DeclarationStatus, TaxBooking, TaxDeclaration, TaxSystem
+from integrations.tax.base import (
+    ClearanceStatus,
+    DeclarationStatus,
+    TaxBooking,
+    TaxClearance,
+    TaxDeclaration,
+    TaxSystem,
+)
 
 # Declaration states (申报状态) as the bureau's interface returns them. Source: the interface
 # description the simulator implements (illustrative until the bureau's specification arrives).
@@ -16,6 +23,11 @@ DECLARATION_STATES: dict[str, DeclarationStatus] = {
     "01": DeclarationStatus.ASSESSED,  # 已核定
     "02": DeclarationStatus.PAID,  # 已缴款
     "09": DeclarationStatus.REJECTED,  # 不予受理
+}
+# Clearance states (完税情况) as the bureau's interface returns them; same source as above.
+CLEARANCE_STATES: dict[str, ClearanceStatus] = {
+    "10": ClearanceStatus.CLEARED,  # 已完税
+    "19": ClearanceStatus.REFUSED,  # 未完税，不予出具
 }
 
 
@@ -78,6 +90,24 @@ class HttpTaxSystem(HttpAdapter, TaxSystem):
         )
         with self._parsing("get_declaration"):
             return _declaration(body)
+
+    async def _confirm_tax_clearance(
+        self, idempotency_key: str, case_ref: str, taxpayer_ref: str, unit_numbers: list[str]
+    ) -> TaxClearance:
+        body = await self._request(
+            "confirm_tax_clearance",
+            "POST",
+            "/v1/clearances",
+            json_body={"case_ref": case_ref, "taxpayer_ref": taxpayer_ref, "unit_numbers": unit_numbers},
+            idempotency_key=idempotency_key,
+        )
+        with self._parsing("confirm_tax_clearance"):
+            reason = body.get("reason")
+            return TaxClearance(
+                ref=str(body["clearance_no"]),
+                status=CLEARANCE_STATES[str(body["state"])],
+                reason=str(reason) if reason else None,
+            )
 
 
 def _declaration(body: Any) -> TaxDeclaration:

@@ -1,5 +1,6 @@
-"""Tax bureau simulator: half-hour appointment slots with a capacity, and transfer declarations
-assessed at once with an illustrative flat deed-tax rate (契税) of `deed_tax_permille`."""
+"""Tax bureau simulator: half-hour appointment slots with a capacity, transfer declarations
+assessed at once with an illustrative flat deed-tax rate (契税) of `deed_tax_permille`, and tax
+clearances granted unless a test refused the taxpayer (`refuse_clearance`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from integrations.simulator import Reply, SimRejection, Simulator, json_object, 
 from integrations.tax.base import (
     APPOINTMENT_NOT_FOUND,
     DECLARATION_NOT_FOUND,
+    INVALID_CLEARANCE,
     INVALID_UNIT_NUMBER,
     SLOT_FULL,
     SLOT_UNAVAILABLE,
@@ -40,18 +42,31 @@ class TaxSimulator(Simulator):
     def __init__(self, **kwargs: Any) -> None:
         self.bookings: dict[str, _Booking] = {}
         self.declarations: dict[str, dict[str, Any]] = {}
+        self.clearances: dict[str, dict[str, Any]] = {}
+        self._refused_taxpayers: dict[str, str] = {}  # taxpayer ref -> reason
         self._taken: Counter[tuple[str, datetime]] = Counter()
         super().__init__(**kwargs)
 
     def _reset_effects(self) -> None:
         self.bookings.clear()
         self.declarations.clear()
+        self.clearances.clear()
+        self._refused_taxpayers.clear()
         self._taken.clear()
+
+    def refuse_clearance(self, taxpayer_ref: str, reason: str = "存在欠缴税款") -> None:
+        """From now on, answer this taxpayer's (a credit code, or a person's reference) clearance
+        requests with a refusal, as the bureau does while taxes are owed."""
+        self._refused_taxpayers[taxpayer_ref] = reason
+
+    def grant_clearance(self, taxpayer_ref: str) -> None:
+        self._refused_taxpayers.pop(taxpayer_ref, None)
 
     def _extra_state(self) -> dict[str, Any]:
         return {
             "bookings": sum(not b.cancelled for b in self.bookings.values()),
             "declarations": len(self.declarations),
+            "clearances": len(self.clearances),
         }
 
     def set_declaration_state(self, declaration_no: str, state: str) -> None:
@@ -65,6 +80,7 @@ class TaxSimulator(Simulator):
         )
         self.route("POST", "/v1/declarations", "submit_transfer_declaration", self._declare, effectful=True)
         self.route("GET", "/v1/declarations/{ref}", "get_declaration", self._get_declaration, effectful=False)
+        self.route("POST", "/v1/clearances", "confirm_tax_clearance", self._clearance, effectful=True)
 
     async def _book(self, request: web.Request) -> Reply:
         body = await json_object(request)
@@ -108,6 +124,26 @@ class TaxSimulator(Simulator):
             "tax_due_fen": (price * self.deed_tax_permille + 500) // 1000,
         }
         return Reply(201, self._public(declaration_no))
+
+    async def _clearance(self, request: web.Request) -> Reply:
+        body = await json_object(request)
+        case, taxpayer = required(body, "case_ref"), required(body, "taxpayer_ref")
+        units = required(body, "unit_numbers", list)
+        if not units or any(not isinstance(u, str) for u in units):
+            raise SimRejection(422, INVALID_CLEARANCE, "unit_numbers: a list of unit numbers")
+        if any(len(u) != UNIT_NUMBER_LENGTH for u in units):
+            raise SimRejection(422, INVALID_UNIT_NUMBER, "a real-estate unit number has 28 characters")
+        clearance_no = f"TC{len(self.clearances) + 1:08d}"
+        reason = self._refused_taxpayers.get(taxpayer)
+        self.clearances[clearance_no] = {
+            "clearance_no": clearance_no,
+            "case_ref": case,
+            "taxpayer_ref": taxpayer,
+            "unit_numbers": list(units),
+            "state": "19" if reason else "10",
+            "reason": reason,
+        }
+        return Reply(201, {"clearance_no": clearance_no, "state": "19" if reason else "10", "reason": reason})
 
     async def _get_declaration(self, request: web.Request) -> Reply:
         ref = request.match_info["ref"]

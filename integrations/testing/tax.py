@@ -11,11 +11,14 @@ from typing import Any
 from integrations.tax.base import (
     APPOINTMENT_NOT_FOUND,
     DECLARATION_NOT_FOUND,
+    INVALID_CLEARANCE,
     INVALID_UNIT_NUMBER,
     SLOT_FULL,
     SLOT_UNAVAILABLE,
+    ClearanceStatus,
     DeclarationStatus,
     TaxBooking,
+    TaxClearance,
     TaxDeclaration,
     TaxSystem,
 )
@@ -41,12 +44,22 @@ class FakeTax(FakeSystem, TaxSystem):
         super().__init__(**kwargs)
         self.bookings: dict[str, FakeBooking] = {}
         self.declarations: dict[str, TaxDeclaration] = {}
+        self.clearances: dict[str, TaxClearance] = {}
+        self._refused_taxpayers: dict[str, str] = {}
         self._taken: Counter[tuple[str, datetime]] = Counter()
 
     def _reset_effects(self) -> None:
         self.bookings.clear()
         self.declarations.clear()
+        self.clearances.clear()
+        self._refused_taxpayers.clear()
         self._taken.clear()
+
+    def refuse_clearance(self, taxpayer_ref: str, reason: str = "存在欠缴税款") -> None:
+        self._refused_taxpayers[taxpayer_ref] = reason
+
+    def grant_clearance(self, taxpayer_ref: str) -> None:
+        self._refused_taxpayers.pop(taxpayer_ref, None)
 
     def set_declaration_status(self, ref: str, status: DeclarationStatus) -> None:
         """Move a declaration on (e.g. to PAID), as the bureau's back office would."""
@@ -115,3 +128,23 @@ class FakeTax(FakeSystem, TaxSystem):
             return self.declarations[ref]
 
         return await self._read("get_declaration", read)
+
+    async def _confirm_tax_clearance(
+        self, idempotency_key: str, case_ref: str, taxpayer_ref: str, unit_numbers: list[str]
+    ) -> TaxClearance:
+        operation = "confirm_tax_clearance"
+
+        def apply() -> TaxClearance:
+            self._require_text(operation, case_ref, taxpayer_ref)
+            if not unit_numbers:
+                raise self._refuse(operation, 422, INVALID_CLEARANCE)
+            if any(len(u) != UNIT_NUMBER_LENGTH for u in unit_numbers):
+                raise self._refuse(operation, 422, INVALID_UNIT_NUMBER)
+            ref = f"TC{len(self.clearances) + 1:08d}"
+            reason = self._refused_taxpayers.get(taxpayer_ref)
+            status = ClearanceStatus.REFUSED if reason else ClearanceStatus.CLEARED
+            self.clearances[ref] = TaxClearance(ref, status, reason)
+            return self.clearances[ref]
+
+        arguments = (case_ref, taxpayer_ref, tuple(unit_numbers))
+        return await self._effect(operation, idempotency_key, arguments, apply)

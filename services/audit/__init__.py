@@ -4,6 +4,7 @@ Public to other domains: recording a read and what a reader is.
 """
 
 from services.audit.log import (
+    HASH_SWITCH,
     PROPERTY_DETAIL,
     PROPERTY_LIST,
     PURPOSE_GUARDIAN,
@@ -11,12 +12,14 @@ from services.audit.log import (
     SELF_DISPLAY,
     Reader,
     access_log_for,
+    append_hash_switch,
     reader_for,
     record_access,
 )
 from services.audit.models import AccessLogItem, AccessLogPage
 
 __all__ = [
+    "HASH_SWITCH",
     "PROPERTY_DETAIL",
     "PROPERTY_LIST",
     "PURPOSE_GUARDIAN",
@@ -26,6 +29,7 @@ __all__ = [
     "AccessLogPage",
     "Reader",
     "access_log_for",
+    "append_hash_switch",
     "reader_for",
     "record_access",
 ]

@@ -14,6 +14,14 @@ reader_display, person_id, person_index, action, object_type, object_id, purpose
 prev_hash; the hash input is `estate.access_log.v1\\n` followed by that JSON. The first entry's
 prev_hash is 64 zeros.
 
+The hash is SHA-256, or SM3 after a profile switch to the national profile (issue 16). The
+algorithm of an entry is decided by the chain itself: every entry is hashed with the algorithm
+named by the last marker entry before it (action `crypto.hash_switch`, object_id `sm3` or
+`sha256`; SHA-256 before the first), and the marker itself with the algorithm it replaces. So the
+change is covered by the chain like any entry (editing the marker breaks its hash), `verify`
+needs nothing outside the table, and the head row's `hash_algorithm` (what appends use) must
+agree with the chain's last marker.
+
 Appends must never fork the chain, whatever the concurrency: the head row (`access_log_head`,
 id 1) holds the last seq and hash. On PostgreSQL an append locks it (`SELECT ... FOR UPDATE`),
 so appenders queue on one row for a few milliseconds; on SQLite the connection's transaction
@@ -27,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import json
 import logging
 import weakref
@@ -43,11 +50,13 @@ from tortoise.transactions import in_transaction
 
 from services.audit.models import AccessLogEntry, AccessLogHead, AccessLogItem, AccessLogPage
 from services.clock import SHANGHAI, Clock
+from services.crypto.models import CryptoIndexAlias
 from services.db import dialect
 from services.identifiers import mask_name
 from services.identity import Principal
 from services.identity.models import ApiClient, StaffUser
 from services.registry.models import Organisation, Person
+from standards.crypto_profile import INTERNATIONAL, NATIONAL, hash_bytes
 
 log = logging.getLogger("estate.audit")
 
@@ -56,6 +65,10 @@ HEAD_ID = 1
 _HASH_DOMAIN = b"estate.access_log.v1\n"
 _APPEND_ATTEMPTS = 5
 _MAX_BATCH = 256
+SHA256 = "sha256"
+SM3 = "sm3"
+_PROFILE_OF_HASH = {SHA256: INTERNATIONAL, SM3: NATIONAL}
+HASH_SWITCH = "crypto.hash_switch"
 
 # What a read was, in the log's words; the routes for clerks and banks add theirs.
 PROPERTY_LIST = "property.list"
@@ -139,26 +152,31 @@ def canonical(fields: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def entry_hash(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(_HASH_DOMAIN + canonical(fields)).hexdigest()
+def entry_hash(fields: dict[str, Any], algorithm: str = SHA256) -> str:
+    return hash_bytes(_PROFILE_OF_HASH[algorithm], _HASH_DOMAIN + canonical(fields)).hex()
+
+
+def hash_algorithm_of(profile: str) -> str:
+    return SHA256 if profile == INTERNATIONAL else SM3
 
 
 class _HeadMoved(Exception):
     """Another append moved the head between our read and our update: retry from the new head."""
 
 
-async def _locked_head(conn: BaseDBAsyncClient) -> tuple[int, str]:
+async def _locked_head(conn: BaseDBAsyncClient) -> tuple[int, str, str]:
     for _ in range(2):
         if dialect() == "postgres":
             rows = await conn.execute_query_dict(
-                "SELECT last_seq, last_hash FROM access_log_head WHERE id = $1 FOR UPDATE", [HEAD_ID]
+                "SELECT last_seq, last_hash, hash_algorithm FROM access_log_head WHERE id = $1 FOR UPDATE",
+                [HEAD_ID],
             )
         else:
             rows = await conn.execute_query_dict(
-                "SELECT last_seq, last_hash FROM access_log_head WHERE id = ?", [HEAD_ID]
+                "SELECT last_seq, last_hash, hash_algorithm FROM access_log_head WHERE id = ?", [HEAD_ID]
             )
         if rows:
-            return int(rows[0]["last_seq"]), str(rows[0]["last_hash"])
+            return int(rows[0]["last_seq"]), str(rows[0]["last_hash"]), str(rows[0]["hash_algorithm"])
         # First append ever: create the head (a concurrent creator makes this a no-op).
         await AccessLogHead.bulk_create(
             [AccessLogHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)],
@@ -168,19 +186,27 @@ async def _locked_head(conn: BaseDBAsyncClient) -> tuple[int, str]:
     raise RuntimeError("access log head row cannot be created")
 
 
-async def _append_in(conn: BaseDBAsyncClient, batch: list[dict[str, Any]]) -> list[AccessLogEntry]:
-    """Chain `batch` onto the head inside the caller's transaction `conn`."""
-    first_seq, last_hash = await _locked_head(conn)
+async def _append_in(
+    conn: BaseDBAsyncClient, batch: list[dict[str, Any]], *, switch_to: str | None = None
+) -> list[AccessLogEntry]:
+    """Chain `batch` onto the head inside the caller's transaction `conn`. `switch_to`: `batch` is
+    one marker entry, hashed with the present algorithm; later entries use `switch_to`."""
+    first_seq, last_hash, algorithm = await _locked_head(conn)
     seq, rows = first_seq, []
     for fields in batch:
         seq += 1
         chained = {**fields, "seq": seq, "prev_hash": last_hash}
-        last_hash = entry_hash(chained)
+        last_hash = entry_hash(chained, algorithm)
         rows.append(AccessLogEntry(**chained, hash=last_hash))
     moved = (
-        await AccessLogHead.filter(id=HEAD_ID, last_seq=first_seq)
+        await AccessLogHead.filter(id=HEAD_ID, last_seq=first_seq, hash_algorithm=algorithm)
         .using_db(conn)
-        .update(last_seq=seq, last_hash=last_hash, updated_at=batch[-1]["occurred_at"])
+        .update(
+            last_seq=seq,
+            last_hash=last_hash,
+            updated_at=batch[-1]["occurred_at"],
+            hash_algorithm=switch_to or algorithm,
+        )
     )
     if moved != 1:
         raise _HeadMoved()
@@ -288,6 +314,29 @@ async def record_access(
     return await _writer().append(fields)
 
 
+async def append_hash_switch(conn: BaseDBAsyncClient, *, profile: str, occurred_at: datetime) -> bool:
+    """Append the marker that moves the chain to `profile`'s hash, in the caller's transaction
+    (the profile switch's last one); False if the chain hashes with it already."""
+    algorithm = hash_algorithm_of(profile)
+    if (await _locked_head(conn))[2] == algorithm:
+        return False
+    marker = {
+        "occurred_at": occurred_at.astimezone(UTC),
+        "reader_subject": "system:crypto-profile",
+        "reader_role": "system",
+        "reader_display": "系统",
+        "person_id": None,
+        "person_index": None,
+        "action": HASH_SWITCH,
+        "object_type": "hash_algorithm",
+        "object_id": algorithm,
+        "purpose": f"crypto_profile_{profile}",
+        "request_id": None,
+    }
+    await _append_in(conn, [marker], switch_to=algorithm)
+    return True
+
+
 # --- verification --------------------------------------------------------------------------------
 
 
@@ -298,7 +347,8 @@ class ChainReport:
     head_seq: int
     head_hash: str
     first_bad_seq: int | None = None
-    problem: str | None = None  # hash_mismatch | broken_link | missing_entries | head_mismatch
+    # hash_mismatch | broken_link | missing_entries | head_mismatch | unknown_hash_algorithm
+    problem: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -316,7 +366,8 @@ async def verify_chain(*, batch_size: int = 2000) -> ChainReport:
     commit during the walk are left for the next run) and report the first bad entry."""
     head = await AccessLogHead.get_or_none(id=HEAD_ID)
     head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS_HASH)
-    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    head_algorithm = head.hash_algorithm if head else SHA256
+    expected_seq, prev_hash, checked, algorithm = 1, GENESIS_HASH, 0, SHA256
 
     def bad(seq: int, problem: str) -> ChainReport:
         return ChainReport(False, checked, head_seq, head_hash, seq, problem)
@@ -335,12 +386,16 @@ async def verify_chain(*, batch_size: int = 2000) -> ChainReport:
                 return bad(expected_seq, "missing_entries")
             if row["prev_hash"] != prev_hash:
                 return bad(expected_seq, "broken_link")
-            if entry_hash(row) != row["hash"]:
+            if entry_hash(row, algorithm) != row["hash"]:
                 return bad(expected_seq, "hash_mismatch")
+            if row["action"] == HASH_SWITCH:
+                if row["object_id"] not in _PROFILE_OF_HASH:
+                    return bad(expected_seq, "unknown_hash_algorithm")
+                algorithm = str(row["object_id"])
             prev_hash = str(row["hash"])
             expected_seq += 1
             checked += 1
-    if prev_hash != head_hash:
+    if prev_hash != head_hash or head_algorithm != algorithm:
         return bad(head_seq, "head_mismatch")
     return ChainReport(True, checked, head_seq, head_hash)
 
@@ -367,11 +422,15 @@ async def access_log_for(
     *, person_id: int, before_seq: int | None, limit: int, others_only: bool = False
 ) -> AccessLogPage:
     """Reads of the person's data, newest first. Reads made by a guardian while the person had
-    no row in the register were logged under their ID number's blind index: they are included."""
+    no row in the register were logged under their ID number's blind index: they are included,
+    and so are those logged under the index of an earlier cryptography profile (its alias)."""
     person = await Person.get_or_none(id=person_id).only("id", "id_number_index")
     who = Q(person_id=person_id)
     if person is not None:
-        who |= Q(person_index=person.id_number_index)
+        aliases = await CryptoIndexAlias.filter(new_index=person.id_number_index).values_list(
+            "old_index", flat=True
+        )
+        who |= Q(person_index__in=[person.id_number_index, *aliases])
     query = AccessLogEntry.filter(who)
     if others_only:
         query = query.exclude(reader_subject=f"person:{person_id}")

@@ -44,6 +44,9 @@ class AccessLogHead(Model):
     last_seq = fields.BigIntField(default=0)
     last_hash = fields.CharField(max_length=64)
     updated_at = fields.DatetimeField(null=True)
+    # What the next entry is hashed with: sha256 | sm3. Changed only with a marker entry
+    # (services/audit/log.py: append_hash_switch), in the same transaction.
+    hash_algorithm = fields.CharField(max_length=8, default="sha256", db_default="sha256")
 
     class Meta:
         table = "access_log_head"

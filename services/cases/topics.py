@@ -1,4 +1,5 @@
-"""Outbox topics of registration cases: the tax declaration and the utility account transfers."""
+"""Outbox topics of registration cases: the tax declaration, the tax clearance and the utility
+account transfers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ class TransferDeclaration:
     seller_refs: tuple[str, ...]
     buyer_refs: tuple[str, ...]
     price_fen: int  # money in integer fen
+
+
+@dataclass(frozen=True)
+class ClearanceRequest:
+    """Ask the tax bureau whether the taxes on these units are settled (first registration,
+    cancellation); the answer is recorded on the case (`tax_ref`, `tax_status`)."""
+
+    case_ref: str
+    taxpayer_ref: str  # an organisation's credit code, or a person's reference: never an ID number
+    unit_numbers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -36,5 +47,6 @@ class UtilityTransferCheck:
 
 
 TAX_DECLARE_TRANSFER = declare("tax.submit_transfer_declaration", TransferDeclaration)
+TAX_CLEARANCE = declare("tax.confirm_tax_clearance", ClearanceRequest)
 UTILITY_TRANSFER = declare("utilities.transfer_account", UtilityAccountTransfer)
 UTILITY_CHECK = declare("utilities.check_transfer", UtilityTransferCheck)

@@ -201,7 +201,7 @@ async def _person_for(conn: BaseDBAsyncClient, buyer: BuyerInput, vault: PiiVaul
     return int(person.id)
 
 
-async def _office_for(conn: BaseDBAsyncClient, office_code: str | None, district_code: str) -> str:
+async def office_for(conn: BaseDBAsyncClient, office_code: str | None, district_code: str) -> str:
     if office_code is not None:
         if not await Office.exists(code=office_code, using_db=conn):
             raise NotFound(office_code=office_code)
@@ -246,7 +246,7 @@ async def open_transfer(
     if set(buyer_ids) & set(seller_ids):
         raise BuyerIsSeller(field="buyers")
     now = clock.now()
-    office = await _office_for(conn, app.office_code, right.unit.district_code)
+    office = await office_for(conn, app.office_code, right.unit.district_code)
     number = await numbers.case_number(
         conn, year=now.astimezone(SHANGHAI).year, district_code=right.unit.district_code
     )

@@ -13,7 +13,7 @@ from services.cases.models import UtilityTransferRecord
 from services.cases.utilities import dead_keys, shown_state
 from services.clock import SHANGHAI
 from services.identifiers import mask_name
-from services.registry.models import CaseEvent, CaseParty, RegistrationCase
+from services.registry.models import CaseEvent, CaseParty, RegistrationCase, Right
 
 CASE_STATE_NAMES = {
     "applied": "已申请",
@@ -106,6 +106,37 @@ class CaseSummary:
     address: str
     applied_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationRight:
+    """A right an organisation holds, as its own list shows it (a developer's new units)."""
+
+    right_id: int
+    certificate_number: str
+    right_type: Annotated[str, Field(examples=["house_ownership"])]
+    status: Annotated[str, Field(description="current | historical")]
+    unit_number: str
+    address: str
+    use: str
+    area_m2: Annotated[str, Field(examples=["89.50"])]
+    registered_at: datetime
+    ended_at: datetime | None
+
+
+def organisation_right(right: Right) -> OrganisationRight:
+    return OrganisationRight(
+        right_id=right.id,
+        certificate_number=right.certificate_number,
+        right_type=right.right_type,
+        status=right.status,
+        unit_number=right.unit.unit_number,
+        address=right.unit.address,
+        use=right.unit.use,
+        area_m2=str(right.unit.area_m2),
+        registered_at=_local(right.registered_at),
+        ended_at=_local(right.ended_at) if right.ended_at else None,
+    )
 
 
 def _local(moment: datetime) -> datetime:

@@ -1,5 +1,6 @@
-"""The case service: citizens open and follow transfer cases, clerks move cases through the states
-of 不动产登记暂行条例, the outbox reports the tax and utility sides.
+"""The case service: citizens open and follow transfer and cancellation cases, organisations (a
+developer's staff or system) first registrations and cancellations, clerks move cases through the
+states of 不动产登记暂行条例, the outbox reports the tax and utility sides.
 
 Invariant: a move is one transaction holding the conditional state update (`WHERE state = <the
 state read>`, so two clerks cannot both move a case), its `CaseEvent` (who, when, why), the
@@ -15,13 +16,24 @@ from typing import Any
 
 from integrations.civil_registry.base import CivilRegistry
 from integrations.utilities.router import UtilityRouter
-from services.cases import transfers
+from services.cases import cancellations, first, transfers
+from services.cases.cancellations import CancellationApplication
+from services.cases.clearance import CLEARED
+from services.cases.first import FirstRegistrationApplication
 from services.cases.kinds import CaseKind
 from services.cases.models import UtilityTransferRecord
 from services.cases.notices import party_person_ids, tell
 from services.cases.transfers import TransferApplication
 from services.cases.utilities import dead_message_ids
-from services.cases.views import CASE_STATE_NAMES, CaseSummary, CaseView, case_view, summary
+from services.cases.views import (
+    CASE_STATE_NAMES,
+    CaseSummary,
+    CaseView,
+    OrganisationRight,
+    case_view,
+    organisation_right,
+    summary,
+)
 from services.clock import Clock
 from services.errors import (
     InvalidCaseTransition,
@@ -37,7 +49,7 @@ from services.registry.changes import (
     advance_case,
     register_transaction,
 )
-from services.registry.models import CaseEvent, CaseParty, RegistrationCase
+from services.registry.models import CaseEvent, CaseParty, RegistrationCase, Right
 
 REFUSALS = frozenset({"not_accepted", "refused"})
 FINAL = frozenset({"not_accepted", "refused", "registered", "issued"})
@@ -76,9 +88,10 @@ class CaseService:
         self.utilities = utilities
         self.policy = policy or CasePolicy()
         self.kinds: dict[str, CaseKind] = {}
-        self.add_kind(
-            transfers.TransferKind(router=utilities, kv=kv, clock=clock, hotline=self.policy.hotline)
-        )
+        hotline = self.policy.hotline
+        self.add_kind(transfers.TransferKind(router=utilities, kv=kv, clock=clock, hotline=hotline))
+        self.add_kind(first.FirstRegistrationKind(kv=kv, clock=clock, hotline=hotline))
+        self.add_kind(cancellations.CancellationKind(kv=kv, clock=clock, hotline=hotline))
 
     def add_kind(self, kind: CaseKind) -> None:
         """Plug in a kind of registration (its move rules and what registering writes)."""
@@ -112,9 +125,17 @@ class CaseService:
             await transfers.confirm(tx.conn, case_id=case_id, person_id=person_id, clock=self.clock)
         return await case_view(case_id, viewer_person_id=person_id, full_names=False)
 
-    async def for_party(self, *, case_id: int, person_id: int) -> CaseView:
-        await self._party_case(case_id, person_id)
+    async def for_party(self, *, case_id: int, person_id: int, kind: str | None = None) -> CaseView:
+        await self._party_case(case_id, person_id, kind)
         return await case_view(case_id, viewer_person_id=person_id, full_names=False)
+
+    async def open_cancellation(self, app: CancellationApplication) -> CaseView:
+        """A holder (person or organisation) applies to cancel a right; see cancellations.py."""
+        async with register_transaction(kv=self.kv) as tx:
+            case_id = await cancellations.open_cancellation(
+                tx, app, kv=self.kv, clock=self.clock, hotline=self.policy.hotline
+            )
+        return await case_view(case_id, viewer_person_id=app.person_id, full_names=False)
 
     async def list_for_party(self, *, person_id: int, kind: str | None = None) -> list[CaseSummary]:
         ids = await CaseParty.filter(person_id=person_id).values_list("case_id", flat=True)
@@ -125,10 +146,51 @@ class CaseService:
             query = query.filter(kind=kind)
         return [summary(c) for c in await query]
 
-    async def _party_case(self, case_id: int, person_id: int) -> None:
-        """404 for anyone who is not a party: a case id reveals nothing."""
-        if not await CaseParty.exists(case_id=case_id, person_id=person_id):
+    async def _party_case(self, case_id: int, person_id: int, kind: str | None = None) -> None:
+        """404 for anyone who is not a party (or for a case of another kind than the route's): a
+        case id reveals nothing."""
+        parties = CaseParty.filter(case_id=case_id, person_id=person_id)
+        if kind is not None:
+            parties = parties.filter(case__kind=kind)
+        if not await parties.exists():
             raise NotFound(case_id=case_id)
+
+    # --- organisations (a developer's staff or its own system) -------------------------------------
+
+    async def open_first_registration(self, app: FirstRegistrationApplication) -> CaseView:
+        """A developer applies for the first registration of a building's units; see first.py."""
+        first.validate(app)  # a malformed application touches nothing
+        async with register_transaction(kv=self.kv) as tx:
+            case_id = await first.open_first(
+                tx, app, kv=self.kv, clock=self.clock, hotline=self.policy.hotline
+            )
+        return await case_view(case_id, viewer_person_id=None, full_names=False)
+
+    async def list_for_organisation(
+        self, *, organisation_id: int, kind: str | None = None
+    ) -> list[CaseSummary]:
+        ids = await CaseParty.filter(organisation_id=organisation_id).values_list("case_id", flat=True)
+        query = (
+            RegistrationCase.filter(id__in=list(ids)).select_related("unit").order_by("-applied_at", "-id")
+        )
+        if kind is not None:
+            query = query.filter(kind=kind)
+        return [summary(c) for c in await query]
+
+    async def for_organisation(self, *, case_id: int, organisation_id: int) -> CaseView:
+        """404 unless the organisation is a party."""
+        if not await CaseParty.exists(case_id=case_id, organisation_id=organisation_id):
+            raise NotFound(case_id=case_id)
+        return await case_view(case_id, viewer_person_id=None, full_names=False)
+
+    async def organisation_rights(
+        self, *, organisation_id: int, include_historical: bool = False
+    ) -> list[OrganisationRight]:
+        """The rights the organisation holds (a developer's new units once registered)."""
+        query = Right.filter(holders__organisation_id=organisation_id).select_related("unit").order_by("id")
+        if not include_historical:
+            query = query.filter(status="current")
+        return [organisation_right(r) for r in await query.distinct()]
 
     # --- clerks ---------------------------------------------------------------------------------
 
@@ -225,6 +287,43 @@ class CaseService:
         return await redrive(ids=ids, clock=self.clock)
 
     # --- the tax side (outbox) --------------------------------------------------------------------
+
+    async def clearance_answered(
+        self, *, case_number: str, ref: str, status: str, reason: str | None
+    ) -> None:
+        """The tax bureau answered a clearance request (first registration, cancellation): record it
+        on the case and tell the person parties. Nothing else changes: a refused case simply cannot
+        be accepted (services/cases/clearance.py)."""
+        async with register_transaction(kv=self.kv) as tx:
+            case = await RegistrationCase.get_or_none(case_number=case_number, using_db=tx.conn)
+            if case is None or (case.tax_ref, case.tax_status) == (ref, status):
+                return  # unknown, or a redelivery of the same answer
+            details = {**dict(case.details or {}), "tax_reason": reason}
+            changed = (
+                await RegistrationCase.filter(id=case.id, tax_status=case.tax_status)
+                .using_db(tx.conn)
+                .update(tax_ref=ref, tax_status=status, details=details)
+            )
+            if not changed:
+                return
+            kind_name = CASE_KIND_NAMES.get(case.kind, case.kind)
+            cleared = status == CLEARED
+            await tell(
+                tx.conn,
+                person_ids=await party_person_ids(tx.conn, case.id),
+                title=f"{kind_name}：税务已确认完税" if cleared else f"{kind_name}：税务未确认完税",
+                body=f"案件{case_number}的完税确认（{ref}）："
+                + ("已完税。" if cleared else f"未通过，原因：{reason or '未说明'}。"),
+                data={"case_id": case.id, "case_number": case_number, "tax_status": status},
+                clock=self.clock,
+                key=f"case:{case_number}:tax:{status}",
+                sms=None
+                if cleared
+                else (
+                    "case_update",
+                    {"kind": kind_name, "case_number": case_number, "event": "税务未确认完税"},
+                ),
+            )
 
     async def declaration_filed(self, *, case_number: str, ref: str, status: str) -> None:
         """The tax system answered the declaration: record it and tell the parties."""

@@ -42,7 +42,7 @@ class StaffProfile:
 class ClientProfile:
     subject: str
     role: str
-    name: Annotated[str | None, Field(description="the bank's name")]
+    name: Annotated[str | None, Field(description="the bank's or organisation's name")]
     bank_code: str | None
     scopes: tuple[str, ...]
 
@@ -62,7 +62,7 @@ async def profile(principal: Principal, *, vault: PiiVault) -> Profile:
             id_number=mask_id_number(vault.decrypt(person.id_number_enc)),
             phone=mask_phone(vault.decrypt_phone(person.phone_enc)) if person.phone_enc else None,
         )
-    if principal.role in ("clerk", "admin"):
+    if principal.subject.startswith("staff:"):  # clerks, admins, organisations' staff
         staff = await StaffUser.get_or_none(id=int(principal.subject.split(":", 1)[1]))
         if staff is None:
             raise NotFound()

@@ -1,5 +1,6 @@
-"""Sign-in use cases: SMS one-time codes for citizens, passwords for staff, client credentials
-for banks, and rotating refresh tokens with reuse detection.
+"""Sign-in use cases: SMS one-time codes for citizens, passwords for staff (clerks, admins and
+organisations' staff), client credentials for banks and organisations' own systems, and rotating
+refresh tokens with reuse detection.
 
 Every guess is counted before it is checked, in one conditional statement whose row count
 decides, so parallel guesses cannot pass a limit (issue 8):
@@ -136,8 +137,10 @@ class AuthService:
                 if await newer.exists():
                     return {"sent": False, "reason": "superseded"}
                 # A new code replaces any earlier one still open.
-                await OtpChallenge.filter(phone_index=index, consumed_at=None).using_db(conn).update(
-                    consumed_at=now
+                await (
+                    OtpChallenge.filter(phone_index=index, consumed_at=None)
+                    .using_db(conn)
+                    .update(consumed_at=now)
                 )
                 challenge = await OtpChallenge.create(
                     phone_index=index,
@@ -264,6 +267,8 @@ class AuthService:
             raise AuthenticationFailed()
         assert usable is not None
         claims: dict[str, Any] = {"office": usable.office_code} if usable.office_code else {}
+        if usable.organisation_id is not None:  # an organisation's staff act for it
+            claims["org"] = usable.organisation_id
         return await self._issue_pair(subject=f"staff:{usable.id}", role=usable.role, claims=claims)
 
     async def sign_in_client(
@@ -290,12 +295,12 @@ class AuthService:
                 reason="invalid_scope",
             )
         granted = " ".join(sorted(requested))
-        token, exp = self._signer.issue(
-            subject=f"client:{usable.client_id}",
-            role="bank",
-            claims={"org": usable.organisation_id, "bank": usable.bank_code, "scope": granted},
-        )
-        return TokenPair(token, self._expires_in(exp), None, "bank", granted)
+        claims: dict[str, Any] = {"org": usable.organisation_id, "scope": granted}
+        if usable.bank_code is not None:
+            claims["bank"] = usable.bank_code
+        # `role`: a bank's client, or an organisation's own system (e.g. a developer's).
+        token, exp = self._signer.issue(subject=f"client:{usable.client_id}", role=usable.role, claims=claims)
+        return TokenPair(token, self._expires_in(exp), None, usable.role, granted)
 
     # --- tokens -----------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ own on first start:
 - `jwt-ed25519.pem`: the access-token signing key, unless `ESTATE_JWT_PRIVATE_KEY_FILE` is set;
 - `install-secrets.json`: the OTP/HMAC secret, the PII encryption key and the blind-index key,
   each only where the setting was left at its published development default.
+- `pii-sm4-gcm.key`: the national profile's personal-data key (SM4-GCM, 16 bytes, base64),
+  unless `ESTATE_PII_SM4_KEY` is set; its own file, so installs made before it keep theirs.
 
 Invariants: a key file is created with `O_CREAT | O_EXCL` and mode 0600 inside a 0700 directory,
 so two processes starting at once end up with one key (the loser reads the winner's file); a key
@@ -39,6 +41,7 @@ from config.settings import DEV_PII_KEY, DEV_SECRET, Profile
 log = logging.getLogger("estate.install_keys")
 
 JWT_KEY_FILE = "jwt-ed25519.pem"
+PII_SM4_KEY_FILE = "pii-sm4-gcm.key"
 SECRETS_FILE = "install-secrets.json"
 _DEV_BLIND_INDEX_KEY = DEV_SECRET + "-blind-index"
 
@@ -134,6 +137,11 @@ def with_install_secrets(settings: Any) -> Any:
     defaults outright)."""
     if settings.profile is not Profile.EMBEDDED:
         return settings
+    if getattr(settings, "pii_sm4_key", None) is None:
+        path = ensure_private_key(
+            Path(settings.key_dir) / PII_SM4_KEY_FILE, lambda: base64.b64encode(secrets.token_bytes(16))
+        )
+        settings = settings.model_copy(update={"pii_sm4_key": SecretStr(path.read_text().strip())})
     defaults = {
         "secret_key": DEV_SECRET,
         "pii_key": DEV_PII_KEY,

@@ -18,8 +18,10 @@ class StaffUser(Model):
     username = fields.CharField(max_length=64, unique=True)
     display_name = fields.CharField(max_length=64)
     password_hash = fields.CharField(max_length=256)
-    role = fields.CharField(max_length=16)  # clerk | admin
+    role = fields.CharField(max_length=16)  # clerk | admin | organisation
     office_code = fields.CharField(max_length=16, null=True)
+    # Staff of an organisation (role `organisation`, e.g. a developer's): the one it acts for.
+    organisation_id = fields.BigIntField(null=True)
     active = fields.BooleanField(default=True)
     failed_logins = fields.IntField(default=0, db_default=0)  # db_default: rows older than 0004
     locked_until = fields.DatetimeField(null=True)
@@ -30,13 +32,15 @@ class StaffUser(Model):
         table = "staff_user"
 
 
-# An OAuth2 client-credentials client; banks are onboarded from config/banks.toml.
+# An OAuth2 client-credentials client: a bank's (onboarded from config/banks.toml) or another
+# organisation's own system (role `organisation`, e.g. a developer's; no bank code).
 class ApiClient(Model):
     id = fields.BigIntField(primary_key=True)
     client_id = fields.CharField(max_length=64, unique=True)
     secret_hash = fields.CharField(max_length=256)
     organisation_id = fields.BigIntField()
-    bank_code = fields.CharField(max_length=32)
+    role = fields.CharField(max_length=16, default="bank", db_default="bank")  # bank | organisation
+    bank_code = fields.CharField(max_length=32, null=True)
     scopes = fields.CharField(max_length=256)
     active = fields.BooleanField(default=True)
     failed_logins = fields.IntField(default=0, db_default=0)  # db_default: rows older than 0004

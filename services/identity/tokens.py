@@ -48,12 +48,12 @@ class Principal:
     """Who is calling, as the verified access token says."""
 
     subject: str  # "person:42", "staff:7", "client:icbc-sh-app"
-    role: str  # citizen | clerk | admin | bank
+    role: str  # citizen | clerk | admin | bank | organisation
     token_id: str
     expires_at: int
     person_id: int | None = None
     office_code: str | None = None
-    organisation_id: int | None = None
+    organisation_id: int | None = None  # banks and organisations (their staff and clients)
     bank_code: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     session_id: str | None = None  # the refresh-token family a sign-in started; None for banks

@@ -248,6 +248,7 @@ class OutboxWorker:
         finally:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
+            await self._update_pending_gauge()  # the last deliveries' effect; never raises
             self._stop = None
             logger.info("outbox worker %s stopped", self.worker_id, extra={"event": "outbox_worker_stopped"})
 

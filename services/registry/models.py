@@ -59,7 +59,7 @@ class Organisation(Model):
     id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=128)
     credit_code = fields.CharField(max_length=18, unique=True)
-    kind = fields.CharField(max_length=16, default="company")  # bank | company | authority
+    kind = fields.CharField(max_length=16, default="company")  # bank | company | developer | authority
     bank_code = fields.CharField(max_length=32, null=True, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -143,6 +143,10 @@ class Mortgage(Model):
     status = fields.CharField(max_length=12, default="active")  # active | cancelled
     registered_at = fields.DatetimeField()
     cancelled_at = fields.DatetimeField(null=True)
+    # From a bank's filing (issue 14); NULL for mortgages registered before.
+    contract_number = fields.CharField(max_length=64, null=True)
+    borrower_name = fields.CharField(max_length=64, null=True)  # when not the mortgagor
+    priority_at = fields.DatetimeField(null=True)  # the filing's acceptance: the mortgage's rank
 
     class Meta:
         table = "mortgage"

@@ -16,10 +16,9 @@ attempt changed nothing (`untouched`). Citizens' tokens are minted by the app's 
 (`citizen_headers`), exactly as SMS sign-in issues them, so the matrix does not spend the per-IP
 SMS quota the sign-in tests need.
 
-Adding a route with an id means adding a row here; the walk fails until there is one. Rows still
-to come with their routes (issue #4): a bank vs another bank's filing (two `bank` API clients,
-`tests/integration/test_auth.py` signs them in). Appointments are office-bound for clerks: their
-rows use two clerks with different `office_code`.
+Adding a route with an id means adding a row here; the walk fails until there is one. A bank vs
+another bank's filing uses two banks onboarded through the admin API (issue 14). Appointments
+are office-bound for clerks: their rows use two clerks with different `office_code`.
 """
 
 from __future__ import annotations
@@ -36,20 +35,24 @@ import httpx
 from api.openapi import INT64_MAX
 from services.appointments import BookingRequest
 from services.appointments.models import Appointment, OfficeClosure, Slot, SlotTemplate, WaitlistEntry
-from services.cases import BuyerInput, TransferApplication
+from services.cases import BuyerInput, CancellationApplication, TransferApplication
 from services.cases.models import UtilityTransferRecord
 from services.guardianship.models import GuardianshipLink
 from services.messages import inbox as inbox
 from services.messages.models import InboxMessage
-from services.registry.models import CaseParty, Person, RegistrationCase
+from services.registry.models import CaseParty, Person, RealEstateUnit, RegistrationCase
 from tests.factories import (
+    DEFAULT_CLIENT_SECRET,
     DEFAULT_STAFF_PASSWORD,
+    create_api_client,
     create_office,
+    create_organisation,
     create_person,
     create_right,
     create_staff,
     make_id_number,
 )
+from tests.integration import filing_support
 from tests.integration.citizen_support import citizen_headers, shanghai_today, years_ago
 from tests.support.seats import create_slot, take_seats
 
@@ -518,6 +521,133 @@ async def redrive_utility(app: Any, vault: Any) -> Case:
     )
 
 
+# --- first and cancellation registration (issue 13): organisations and citizen holders -----------
+
+
+async def _organisation_headers(client: httpx.AsyncClient, app: Any) -> tuple[Any, dict[str, str]]:
+    """A developer and the token of one of its staff (role `organisation`)."""
+    developer = await create_organisation(kind="developer")
+    staff = await create_staff(role="organisation", office_code=None, organisation_id=developer.id)
+    r = await client.post(
+        "/api/v1/auth/staff-tokens", json={"username": staff.username, "password": DEFAULT_STAFF_PASSWORD}
+    )
+    assert r.status_code == 200, r.text
+    return developer, {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def organisation_case(app: Any, vault: Any) -> Case:
+    """An organisation sees only the cases it is a party to: another developer's staff and
+    system (client credentials) get 404."""
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        mine, own = await _organisation_headers(client, app)
+        _, other_staff = await _organisation_headers(client, app)
+        other = await create_organisation(kind="developer")
+        api_client = await create_api_client(
+            organisation=other, scopes=("registration:read",), role="organisation", bank_code=None
+        )
+        r = await client.post(
+            "/api/v1/auth/client-tokens",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": api_client.client_id,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+            },
+        )
+        assert r.status_code == 200, r.text
+        other_system = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    office = await create_office()
+    land = await create_right(holders=[(mine, 1)], right_type="land_use")
+    view = await app.services.cases.open_cancellation(
+        CancellationApplication(
+            right_id=land.id,
+            reason="given_up",
+            supporting_refs=(f"矩阵-{next(_seq)}",),
+            organisation_id=mine.id,
+            actor_id="matrix",
+            office_code=office.code,
+        )
+    )
+    path = f"/api/v1/org/cases/{view.case_id}"
+    return Case(
+        path=path,
+        owner=own,
+        outsiders=[
+            ("another developer's staff", other_staff, path),
+            ("another developer's own system", other_system, path),
+        ],
+    )
+
+
+async def cancellation_case(app: Any, vault: Any) -> Case:
+    holder, co_holder, stranger = [await create_person(vault=vault) for _ in range(3)]
+    office = await create_office()
+    right = await create_right(holders=[(holder, "0.5"), (co_holder, "0.5")])
+    other_holder, other_right, _ = await _citizen_with_right(app, vault)
+    view = await app.services.cases.open_cancellation(
+        CancellationApplication(
+            right_id=right.id,
+            reason="demolished",
+            supporting_refs=(f"矩阵-{next(_seq)}",),
+            person_id=holder.id,
+            office_code=office.code,
+        )
+    )
+    await app.services.cases.open_cancellation(
+        CancellationApplication(
+            right_id=other_right.id, reason="lost", supporting_refs=("矩阵",), person_id=other_holder.id
+        )
+    )
+    transfer = await _transfer_case(app, vault)  # a party to a case of another kind
+    path = f"/api/v1/me/cancellations/{view.case_id}"
+    return Case(
+        path=path,
+        owner=citizen_headers(app, co_holder),
+        outsiders=[
+            ("a citizen who is no party", citizen_headers(app, stranger), path),
+            ("the holder of another cancellation", citizen_headers(app, other_holder), path),
+            (
+                "a party, for their transfer case through the cancellation route",
+                citizen_headers(app, transfer.seller),
+                f"/api/v1/me/cancellations/{transfer.case_id}",
+            ),
+        ],
+    )
+
+
+# --- bank filings (issue 14): a bank vs another bank's filing; administrators and banks -------------
+
+
+async def bank_filing(app: Any, vault: Any) -> Case:
+    """A bank sees only its own filings: another bank (both onboarded through the admin API and
+    signed in with the credentials it issued) gets 404."""
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+        mine = await filing_support.onboard_bank(client, app)
+        other = await filing_support.onboard_bank(client, app)
+        person, right = await filing_support.holder_with_right()
+        unit = await RealEstateUnit.get(id=right.unit_id)  # type: ignore[attr-defined]
+        r = await client.post(
+            "/api/v1/bank/mortgage-filings",
+            json=filing_support.create_body(person, right, unit.unit_number),
+            headers={**mine.headers, "Idempotency-Key": filing_support.key()},
+        )
+        assert r.status_code == 201, r.text
+    path = f"/api/v1/bank/mortgage-filings/{r.json()['id']}"
+    return Case(path=path, owner=mine.headers, outsiders=[("another bank", other.headers, path)])
+
+
+def admin_bank(suffix: str) -> Builder:
+    """Any administrator may manage any participating bank: no outsider of the role exists (other
+    roles get 403, anonymous callers 401)."""
+
+    async def build(app: Any, vault: Any) -> Case:
+        async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
+            admin = await filing_support.admin_headers(client)
+            bank = await filing_support.onboard_bank(client, app, admin)
+        return Case(path=f"/api/v1/admin/banks/{bank.code}{suffix}", owner=admin, outsiders=[])
+
+    return build
+
+
 OFFICE_TEMPLATE = {
     "service": "transfer",
     "weekdays": [0, 1, 2, 3, 4],
@@ -584,6 +714,13 @@ ACCESS_TABLE: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/clerk/cases/<case_id:int>"): clerk_case,
     ("POST", "/api/v1/clerk/cases/<case_id:int>/moves"): clerk_move_case,
     ("POST", "/api/v1/admin/cases/<case_id:int>/utilities/<kind:str>/redrive"): redrive_utility,
+    ("GET", "/api/v1/org/cases/<case_id:int>"): organisation_case,
+    ("GET", "/api/v1/me/cancellations/<case_id:int>"): cancellation_case,
+    ("GET", "/api/v1/bank/mortgage-filings/<filing_id:int>"): bank_filing,
+    ("GET", "/api/v1/admin/banks/<code:str>"): admin_bank(""),
+    ("POST", "/api/v1/admin/banks/<code:str>/credentials"): admin_bank("/credentials"),
+    ("POST", "/api/v1/admin/banks/<code:str>/suspension"): admin_bank("/suspension"),
+    ("DELETE", "/api/v1/admin/banks/<code:str>/suspension"): admin_bank("/suspension"),
 }
 
 

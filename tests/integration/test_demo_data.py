@@ -26,7 +26,7 @@ from demo import (
     civil_registry_dataset_from_db,
     seed_demo_data,
 )
-from demo.identities import FIXED_PERSONS, FIXED_UNITS
+from demo.identities import DEMO_DEVELOPER, FIXED_PERSONS, FIXED_UNITS
 from integrations.banks import BankConfig, load_banks
 from services.db import apply_migrations
 from services.identifiers import (
@@ -223,7 +223,8 @@ def age_on_date(born: date) -> int:
 
 async def test_units_offices_and_certificates_are_well_formed_in_every_district(seeded: Seeded) -> None:
     units = await RealEstateUnit.all()
-    assert len(units) == UNITS + len(FIXED_UNITS)
+    assert len(units) == UNITS + len(FIXED_UNITS) + 1  # the demo developer's parcel
+    assert not {u.unit_number for u in units} & set(DEMO_DEVELOPER.unit_numbers)  # ready, not registered
     for u in units:
         parsed = parse_unit_number(u.unit_number)
         assert parsed.county_code == u.district_code

@@ -145,7 +145,7 @@ def test_key_forms() -> None:
         parse_key(["键"])
 
 
-async def test_a_required_key_is_asked_for_with_428() -> None:
+async def test_a_required_key_is_asked_for_with_400() -> None:
     ran = []
 
     @idempotent(required=True)
@@ -154,7 +154,7 @@ async def test_a_required_key_is_asked_for_with_428() -> None:
 
     with pytest.raises(IdempotencyKeyRequired) as raised:
         await handler(SimpleNamespace(headers=Header()))
-    assert status_for(raised.value) == 428 and raised.value.code == "IDEMPOTENCY_KEY_REQUIRED"
+    assert status_for(raised.value) == 400 and raised.value.code == "IDEMPOTENCY_KEY_REQUIRED"
     assert ran == []
 
 

@@ -22,6 +22,7 @@ def _production(tmp_path: Path, **overrides: object) -> Settings:
         "redis_url": "redis://nowhere.invalid",
         "secret_key": "a" * 40,
         "pii_key": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        "pii_sm4_key": "QkJCQkJCQkJCQkJCQkJCQg==",  # the national profile's (a suite run may use it)
         "blind_index_key": "b" * 40,
         "jwt_private_key_file": key,
         "simulators_in_process": False,

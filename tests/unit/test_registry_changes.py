@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 
 from config.settings import tortoise_config
@@ -116,6 +117,9 @@ async def world(migrated_template: Path, tmp_path: Path, vault: PiiVault) -> Asy
             yield World(RecordingStore(), FrozenClock(NOW), sms, vault, handlers)
         finally:
             await ctx.close_connections()
+            # Tortoise caches insert statements by connection name, not by dialect: this SQLite
+            # context's "?" placeholders must not reach a PostgreSQL run in the same process.
+            EXECUTOR_CACHE.clear()
 
 
 async def _nothing_written(*, messages: int = 0, outbox: int = 0) -> None:

@@ -24,6 +24,7 @@ def _production(tmp_path, **overrides):
         "redis_url": "redis://r",
         "secret_key": "a" * 40,
         "pii_key": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        "pii_sm4_key": "QkJCQkJCQkJCQkJCQkJCQg==",  # the national profile's (a suite run may use it)
         "blind_index_key": "b" * 40,
         "jwt_private_key_file": key,
         "simulators_in_process": False,

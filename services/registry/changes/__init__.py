@@ -1,5 +1,5 @@
 """Changes to the register, each with its alerts, in one transaction, split by what they change
-(mortgages, encumbrances, transfers, cases); the shared sequence is in _common.py.
+(mortgages, encumbrances, transfers, rights that begin or end, cases); the shared sequence is in _common.py.
 
 Every function here changes the register and, in the same transaction, writes for every
 person holding the touched right an in-app message and an SMS through the outbox (template
@@ -24,7 +24,8 @@ from services.registry.changes._common import (
 )
 from services.registry.changes.cases import advance_case, start_case
 from services.registry.changes.encumbrances import lift_encumbrance, register_encumbrance
-from services.registry.changes.mortgages import cancel_mortgage, register_mortgage
+from services.registry.changes.mortgages import cancel_mortgage, change_mortgage, register_mortgage
+from services.registry.changes.rights import NewUnit, end_right, register_first
 from services.registry.changes.transfers import register_transfer
 
 __all__ = [
@@ -33,11 +34,15 @@ __all__ = [
     "CASE_STATE_NAMES",
     "CASE_TRANSITIONS",
     "DEFAULT_HOTLINE",
+    "NewUnit",
     "RegisterTransaction",
     "advance_case",
     "cancel_mortgage",
+    "change_mortgage",
+    "end_right",
     "lift_encumbrance",
     "register_encumbrance",
+    "register_first",
     "register_mortgage",
     "register_transaction",
     "register_transfer",

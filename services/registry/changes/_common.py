@@ -47,8 +47,10 @@ CASE_TRANSITIONS: dict[str, frozenset[str]] = {
 CASE_KIND_NAMES = {
     "first": "首次登记",
     "transfer": "转移登记",
+    "cancellation": "注销登记",
     "mortgage": "抵押权登记",
     "mortgage_cancel": "抵押权注销登记",
+    "mortgage_change": "抵押权变更登记",
     "seizure": "查封登记",
     "objection": "异议登记",
     "change": "变更登记",
