@@ -39,6 +39,7 @@ from tests.integration.filing_support import (
 )
 
 FILINGS = "/api/v1/bank/mortgage-filings"
+BATCHES = "/api/v1/bank/mortgage-filing-batches"
 
 
 async def unit_of(right: Right) -> str:
@@ -340,7 +341,7 @@ async def test_a_batch_of_100_has_one_result_per_filing(client: httpx.AsyncClien
             body["unit_number"] = "310115001001GB99998F00010001"
         items.append({"idempotency_key": f"batch-{i}-{key()}", "filing": body})
     items[99]["filing"] = {"type": "create"}  # not even a filing
-    r = await client.post("/api/v1/bank/mortgage-filing-batches", json={"items": items}, headers=bank.headers, timeout=120)
+    r = await client.post(BATCHES, json={"items": items}, headers=bank.headers, timeout=120)
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [x["idempotency_key"] for x in results] == [i["idempotency_key"] for i in items]
@@ -352,13 +353,11 @@ async def test_a_batch_of_100_has_one_result_per_filing(client: httpx.AsyncClien
     }
     assert results[99]["body"]["code"] == "VALIDATION_FAILED"
     # Retried whole: every item replays its own first answer, nothing is filed twice.
-    again = (
-        await client.post("/api/v1/bank/mortgage-filing-batches", json={"items": items}, headers=bank.headers, timeout=120)
-    ).json()
+    again = (await client.post(BATCHES, json={"items": items}, headers=bank.headers, timeout=120)).json()
     assert all(x["replayed"] for x in again["results"])
     assert [x["body"].get("id") for x in again["results"]] == [x["body"].get("id") for x in results]
     assert await MortgageFiling.filter(bank__code=bank.code, status="registered").count() == 79
-    too_many = await client.post("/api/v1/bank/mortgage-filing-batches", json={"items": items + items[:1]}, headers=bank.headers)
+    too_many = await client.post(BATCHES, json={"items": items + items[:1]}, headers=bank.headers)
     assert too_many.status_code == 422 and too_many.json()["code"] == "BATCH_TOO_LARGE"
 
 
