@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
 
 from services.cases import numbers
 from services.cases.clearance import request_clearance, require_cleared
 from services.cases.notices import tell
+from services.cases.opening import open_case
 from services.cases.transfers import holder_ref, office_for
 from services.clock import SHANGHAI, Clock
 from services.errors import (
@@ -33,7 +33,7 @@ from services.errors import (
     RightSeized,
     ValidationFailed,
 )
-from services.registry.changes import RegisterTransaction, end_right, start_case
+from services.registry.changes import RegisterTransaction, end_right
 from services.registry.models import (
     CaseEvent,
     CaseParty,
@@ -140,23 +140,20 @@ async def open_cancellation(
         "mortgagee_consent_ref": app.mortgagee_consent_ref,
         "applicant": {"person_id": app.person_id, "organisation_id": app.organisation_id},
     }
-    try:
-        async with conn._in_transaction() as savepoint:
-            case = await start_case(
-                unit_id=right.unit.id,
-                kind=CANCELLATION,
-                case_number=number,
-                right_id=right.id,
-                kv=kv,
-                clock=clock,
-                hotline=hotline,
-                tx=RegisterTransaction(savepoint),
-                office_id=office,
-                details=details,
-                open_key=open_key(right.id),
-            )
-    except IntegrityError:
-        raise CaseInProgress(right_id=right.id) from None
+    case = await open_case(
+        tx,
+        in_progress=CaseInProgress(right_id=right.id),
+        unit_id=right.unit.id,
+        kind=CANCELLATION,
+        case_number=number,
+        right_id=right.id,
+        kv=kv,
+        clock=clock,
+        hotline=hotline,
+        office_id=office,
+        details=details,
+        open_key=open_key(right.id),
+    )
 
     def applied(h: RightHolder) -> bool:
         if app.person_id is not None:

@@ -21,10 +21,10 @@ from decimal import Decimal
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
 
 from services.cases import numbers
 from services.cases.clearance import request_clearance, require_cleared
+from services.cases.opening import open_case
 from services.cases.transfers import office_for
 from services.clock import SHANGHAI, Clock
 from services.errors import (
@@ -36,7 +36,7 @@ from services.errors import (
     ValidationFailed,
 )
 from services.identifiers import parse_unit_number
-from services.registry.changes import NewUnit, RegisterTransaction, register_first, start_case
+from services.registry.changes import NewUnit, RegisterTransaction, register_first
 from services.registry.models import (
     CaseEvent,
     CaseParty,
@@ -189,23 +189,20 @@ async def open_first(
             for u in units
         ],
     }
-    try:
-        async with conn._in_transaction() as savepoint:
-            case = await start_case(
-                unit_id=land.unit.id,
-                kind=FIRST,
-                case_number=number,
-                right_id=land.id,
-                kv=kv,
-                clock=clock,
-                hotline=hotline,
-                tx=RegisterTransaction(savepoint),
-                office_id=office,
-                details=details,
-                open_key=open_key(parcel, app.building_number),
-            )
-    except IntegrityError:
-        raise FirstRegistrationInProgress(field="building.number") from None
+    case = await open_case(
+        tx,
+        in_progress=FirstRegistrationInProgress(field="building.number"),
+        unit_id=land.unit.id,
+        kind=FIRST,
+        case_number=number,
+        right_id=land.id,
+        kv=kv,
+        clock=clock,
+        hotline=hotline,
+        office_id=office,
+        details=details,
+        open_key=open_key(parcel, app.building_number),
+    )
     await CaseParty.create(
         case_id=case.id, role=APPLICANT, organisation_id=app.organisation_id, confirmed_at=now, using_db=conn
     )

@@ -26,6 +26,7 @@ from integrations.utilities.router import UtilityRouter
 from services.cases import numbers
 from services.cases.models import PENDING, UtilityTransferRecord
 from services.cases.notices import party_person_ids, tell
+from services.cases.opening import open_case
 from services.cases.topics import (
     TAX_DECLARE_TRANSFER,
     UTILITY_TRANSFER,
@@ -51,7 +52,7 @@ from services.errors import (
 )
 from services.outbox import enqueue
 from services.pii import PiiVault
-from services.registry.changes import RegisterTransaction, cancel_mortgage, register_transfer, start_case
+from services.registry.changes import RegisterTransaction, cancel_mortgage, register_transfer
 from services.registry.models import (
     CaseEvent,
     CaseParty,
@@ -265,23 +266,20 @@ async def open_transfer(
         "bank_consent_ref": app.bank_consent_ref,
         "objection_consent_ref": app.objection_consent_ref,
     }
-    try:
-        async with conn._in_transaction() as savepoint:
-            case = await start_case(
-                unit_id=right.unit.id,
-                kind=TRANSFER,
-                case_number=number,
-                right_id=right.id,
-                kv=kv,
-                clock=clock,
-                hotline=hotline,
-                tx=RegisterTransaction(savepoint),
-                office_id=office,
-                details=details,
-                open_key=open_key(right.id),
-            )
-    except IntegrityError:
-        raise TransferInProgress(right_id=right.id) from None
+    case = await open_case(
+        tx,
+        in_progress=TransferInProgress(right_id=right.id),
+        unit_id=right.unit.id,
+        kind=TRANSFER,
+        case_number=number,
+        right_id=right.id,
+        kv=kv,
+        clock=clock,
+        hotline=hotline,
+        office_id=office,
+        details=details,
+        open_key=open_key(right.id),
+    )
     await CaseParty.bulk_create(
         [
             CaseParty(

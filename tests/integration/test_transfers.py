@@ -572,3 +572,19 @@ async def test_each_role_gets_only_its_own_case_routes(client, app, vault):
                 r = await client.request(method, path, json={}, headers=headers)
                 problem(r, 403, "PERMISSION_DENIED")
     assert (await RegistrationCase.get(id=case_id)).state == "applied"
+
+
+async def test_opening_a_transfer_refreshes_the_sellers_cached_list(client, app, vault):
+    """The opening alerts the holders inside a savepoint; their cached property lists must still
+    be invalidated once the case commits, or 我的不动产 keeps saying nothing is in progress."""
+    sale = await a_sale(app, vault)
+    seller_h = citizen_headers(app, sale["seller"])
+
+    async def in_progress() -> bool:
+        items = (await client.get("/api/v1/me/properties", headers=seller_h)).json()["items"]
+        return next(i for i in items if i["right_id"] == sale["right"].id)["registration_in_progress"]
+
+    assert await in_progress() is False  # read once: the list is now cached
+    r = await client.post(TRANSFERS, json=application(sale, vault), headers=seller_h)
+    assert r.status_code == 201, r.text
+    assert await in_progress() is True
