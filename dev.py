@@ -207,6 +207,13 @@ def cmd_lock(args: list[str]) -> int:
     pins = sorted(
         (line for line in frozen.splitlines() if line and not line.startswith(("#", "pip=="))), key=str.lower
     )
+    # A package installed from a local wheel freezes as `name @ file:///...`: a path that exists on
+    # this machine only, so a clean checkout could not install. Refuse it rather than write it.
+    local = [line for line in pins if " @ file:" in line]
+    if local:
+        say("refusing to lock packages installed from local files: " + ", ".join(local))
+        say("reinstall them from the index (pip install --force-reinstall NAME==VERSION) and lock again")
+        return 1
     header = [
         "# Every package of the dev environment, pinned. Used as constraints:",
         "#   pip install -c requirements.lock -e .[dev]     (python3 dev.py setup)",
