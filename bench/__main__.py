@@ -1,5 +1,6 @@
 """`python -m bench run --scenario signin-me [--base-url URL] [--connections 64] [--duration 20] [--out FILE]`
 `python -m bench cpu --scenario certificates [--iterations 300] [--duration 3] [--out FILE]`
+`python -m bench compare SMALL.json CITY.json [--out FILE]` (register-reads results, docs/scale.md)
 
 Runs a named scenario against a server that is already running (`python3 dev.py demo`), and by
 default the framework ceiling (`ceiling`) in the same run, then writes one JSON file with
@@ -52,6 +53,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--no-ceiling", action="store_true", help="skip the framework ceiling")
     run.add_argument("--ceiling-port", type=int, default=0)
     run.add_argument("--out", type=Path, help="default: bench/results/<scenario>-<date>.json")
+    cmp = sub.add_parser("compare", help="register-reads on the small against the city register")
+    cmp.add_argument("small", type=Path)
+    cmp.add_argument("city", type=Path)
+    cmp.add_argument("--out", type=Path, help="default: bench/results/register-scale-comparison-<date>.json")
     cpu = sub.add_parser("cpu", help="measure CPU time in this process (no server)")
     cpu.add_argument("--scenario", required=True, choices=sorted(CPU_SCENARIOS))
     cpu.add_argument("--iterations", type=int, default=300, help="operations timed per measurement")
@@ -204,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "cpu":
         return _cpu(args)
+    if args.command == "compare":
+        from bench.compare import run as compare
+
+        return compare(args.small, args.city, args.out)
     try:
         import uvloop
 

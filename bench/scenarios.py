@@ -394,9 +394,17 @@ async def otp_timing(opts: Options) -> dict[str, Any]:
     return await run(opts)
 
 
+async def register_reads(opts: Options) -> dict[str, Any]:
+    """A citizen's property list and a clerk's look-up, on a sample spread over the register."""
+    from bench.register_reads import register_reads as run
+
+    return await run(opts)
+
+
 SCENARIOS: dict[str, Callable[[Options], Awaitable[dict[str, Any]]]] = {
     "signin-me": signin_me,
     "otp-timing": otp_timing,
     "ceiling": ceiling,
     "my-properties": my_properties,
+    "register-reads": register_reads,
 }
