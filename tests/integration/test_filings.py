@@ -40,6 +40,7 @@ from tests.integration.filing_support import (
 
 FILINGS = "/api/v1/bank/mortgage-filings"
 BATCHES = "/api/v1/bank/mortgage-filing-batches"
+CONCURRENT = 120  # a limit that holds one request at a time is not a limit
 
 
 async def unit_of(right: Right) -> str:
@@ -122,7 +123,7 @@ async def test_rotated_credentials_refuse_the_old_secret(client: httpx.AsyncClie
     assert not any("secret" in k for item in listed for k in item)
 
 
-async def test_idempotent_retries_and_fifty_concurrent_requests_make_one_filing(
+async def test_idempotent_retries_and_many_concurrent_requests_make_one_filing(
     client: httpx.AsyncClient, app: Any
 ) -> None:
     bank = await onboard_bank(client, app)
@@ -146,7 +147,7 @@ async def test_idempotent_retries_and_fifty_concurrent_requests_make_one_filing(
     person2, right2 = await holder_with_right()
     body2 = create_body(person2, right2, await unit_of(right2))
     k2 = key()
-    answers = await asyncio.gather(*(file(client, bank.headers, body2, k2) for _ in range(50)))
+    answers = await asyncio.gather(*(file(client, bank.headers, body2, k2) for _ in range(CONCURRENT)))
     statuses = {a.status_code for a in answers}
     assert statuses <= {201, 409}, statuses
     ids = {a.json()["id"] for a in answers if a.status_code == 201}
@@ -197,13 +198,15 @@ async def test_every_blocking_error_is_reported_at_once(client: httpx.AsyncClien
 
 
 async def test_the_daily_quota_is_never_passed(client: httpx.AsyncClient, app: Any) -> None:
-    bank = await onboard_bank(client, app, daily_quota=2)
+    quota = 5
+    bank = await onboard_bank(client, app, daily_quota=quota)
     bodies = []
-    for _ in range(4):
+    for _ in range(CONCURRENT):
         person, right = await holder_with_right()
         bodies.append(create_body(person, right, await unit_of(right)))
     answers = await asyncio.gather(*(file(client, bank.headers, b) for b in bodies))
-    assert sorted(a.status_code for a in answers) == [201, 201, 422, 422]
+    assert sorted(a.status_code for a in answers) == [201] * quota + [422] * (CONCURRENT - quota)
+    assert await MortgageFiling.filter(bank__code=bank.code).exclude(status="rejected").count() == quota
     for a in answers:
         if a.status_code == 422:
             assert [e["code"] for e in a.json()["errors"]] == ["DAILY_QUOTA_EXCEEDED"]
