@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.appointments.models import Appointment
 from services.appointments.slots import UnknownService, default_catalogue
@@ -64,7 +64,8 @@ def view_of(appointment: Appointment) -> AppointmentView:
         case_ref=appointment.case_ref,
         with_tax=appointment.with_tax,
         tax_ref=appointment.tax_ref,
-        tax_slot_start=appointment.tax_slot_start,
+        # The tax office answers in Shanghai time; every time we answer with is UTC, like starts_at.
+        tax_slot_start=appointment.tax_slot_start.astimezone(UTC) if appointment.tax_slot_start else None,
         centre_ref=appointment.centre_ref,
         centre_status=appointment.centre_status,
         created_at=appointment.created_at,

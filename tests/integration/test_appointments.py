@@ -279,6 +279,8 @@ async def test_with_tax_both_seats_are_held(client, app, vault):
     assert body["with_tax"] and body["tax_ref"] in tax.bookings
     assert not tax.bookings[body["tax_ref"]].cancelled
     assert datetime.fromisoformat(body["tax_slot_start"]) == slot.starts_at
+    # Every time in the answer is UTC, the tax office's Shanghai time included.
+    assert body["tax_slot_start"].endswith(("Z", "+00:00")) and body["starts_at"].endswith(("Z", "+00:00"))
 
 
 async def test_cancelling_a_combined_appointment_cancels_the_tax_side_through_the_outbox(client, app, vault):
