@@ -26,7 +26,8 @@ rows come from tests/factories.py):
 
 Modules: places (districts, offices, roads, names, the register's date), identities (the fixed,
 documented ones), companies, people (generated households and the civil-registry dataset), writer
-(rows, keys and numbering), generated (estates, titles, mortgages, encumbrances, cases), seeder.
+(rows, keys and numbering), generated (estates, titles, mortgages, encumbrances, cases), seeder;
+city (the same generator at a million persons, bulk-loaded into PostgreSQL: docs/scale.md).
 """
 
 from demo.companies import credit_code

@@ -41,7 +41,9 @@ class _Estate:
 class GeneratedRegister(RegisterWriter):
     """Fills estates one after another; `estate` is the one being filled."""
 
-    def __init__(self, *, conn: BaseDBAsyncClient, vault: PiiVault, seed: int, batch_size: int) -> None:
+    def __init__(
+        self, *, conn: BaseDBAsyncClient | None, vault: PiiVault, seed: int, batch_size: int
+    ) -> None:
         super().__init__(conn=conn, vault=vault, seed=seed, batch_size=batch_size)
         self.estate: _Estate | None = None
         self.estates = 0
@@ -181,14 +183,9 @@ class GeneratedRegister(RegisterWriter):
         registered = random_day(rng, start, AS_OF)
         # Earlier owners: registration history for about a quarter of the homes.
         transfer = rng.random() < 0.5  # bought from a developer (first) or second-hand (transfer)
-        if (
-            use == "residential"
-            and len(block) > 1
-            and rng.random() < 0.25
-            and (registered - REGISTER_START).days > 90
-        ):
+        if self.wants_history(use, block, registered):
             previous = [random_day(rng, REGISTER_START, registered - timedelta(days=60))]
-            if rng.random() < 0.3 and (previous[0] - REGISTER_START).days > 90:
+            while self.more_history(previous):
                 previous.insert(0, random_day(rng, REGISTER_START, previous[0] - timedelta(days=60)))
             moments = [self.when(day) for day in [*previous, registered]]
             for i, day in enumerate(previous):
@@ -231,6 +228,19 @@ class GeneratedRegister(RegisterWriter):
             self.maybe_mortgage(right, district, area, when.date())
         self.maybe_encumber(right, district, when.date())
         self.maybe_cases(unit, right, district, when.date(), transfer=transfer)
+
+    def wants_history(self, use: str, block: list[list[Member]], registered: date) -> bool:
+        """Whether a household's home had earlier owners (from the same block): a quarter of homes."""
+        return (
+            use == "residential"
+            and len(block) > 1
+            and self.rng.random() < 0.25
+            and (registered - REGISTER_START).days > 90
+        )
+
+    def more_history(self, previous: list[date]) -> bool:
+        """Whether one more owner came before `previous[0]` (the earliest so far): at most two."""
+        return len(previous) < 2 and self.rng.random() < 0.3 and (previous[0] - REGISTER_START).days > 90
 
     def holders(self, household: list[Member], use: str, day: date) -> tuple[list[tuple[int, Decimal]], str]:
         """Who holds a household's new right, and how: sole, joint (共同共有) or in shares (按份共有)."""
@@ -292,37 +302,35 @@ class GeneratedRegister(RegisterWriter):
             )
             court = DISTRICT_BY_CODE[district].name
             number = self.sequence(("court", str(starts.year), district), limit=100_000)
-            self.add(
-                Encumbrance(
-                    id=self.pk(Encumbrance),
-                    right_id=right,
-                    kind="seizure",
-                    authority=f"上海市{court}人民法院",
-                    document_number=f"({starts.year})沪01{district[4:]}{rng.choice(_COURT_ORDER_KINDS)}{number}号",
-                    starts_on=starts,
-                    ends_on=ends,
-                    status="lifted" if lifted else "active",
-                    registered_at=self.when(starts),
-                    lifted_at=self.when(lifted) if lifted else None,
-                )
+            self.row(
+                Encumbrance,
+                id=self.pk(Encumbrance),
+                right_id=right,
+                kind="seizure",
+                authority=f"上海市{court}人民法院",
+                document_number=f"({starts.year})沪01{district[4:]}{rng.choice(_COURT_ORDER_KINDS)}{number}号",
+                starts_on=starts,
+                ends_on=ends,
+                status="lifted" if lifted else "active",
+                registered_at=self.when(starts),
+                lifted_at=self.when(lifted) if lifted else None,
             )
         elif r < 0.014:  # objection (异议登记): void after 15 days unless the objector sues
             recent = rng.random() < 0.5
             starts = random_day(rng, max(registered, AS_OF - timedelta(days=12 if recent else 720)), AS_OF)
             ends = starts + timedelta(days=15)
-            self.add(
-                Encumbrance(
-                    id=self.pk(Encumbrance),
-                    right_id=right,
-                    kind="objection",
-                    authority=self.office_names[district],
-                    document_number=self.certificate("registration", starts.year, district),
-                    starts_on=starts,
-                    ends_on=ends,
-                    status="active" if ends >= AS_OF else "lifted",
-                    registered_at=self.when(starts),
-                    lifted_at=self.when(ends) if ends < AS_OF else None,
-                )
+            self.row(
+                Encumbrance,
+                id=self.pk(Encumbrance),
+                right_id=right,
+                kind="objection",
+                authority=self.office_names[district],
+                document_number=self.certificate("registration", starts.year, district),
+                starts_on=starts,
+                ends_on=ends,
+                status="active" if ends >= AS_OF else "lifted",
+                registered_at=self.when(starts),
+                lifted_at=self.when(ends) if ends < AS_OF else None,
             )
 
     def maybe_cases(self, unit: int, right: int, district: str, registered: date, *, transfer: bool) -> None:

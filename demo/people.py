@@ -99,7 +99,7 @@ def years_after(day: date, years: int) -> date:
         return date(day.year + years, 3, 1)
 
 
-def _is_minor(born: date, on: date = AS_OF) -> bool:
+def is_minor(born: date, on: date = AS_OF) -> bool:
     return years_after(born, 18) > on
 
 
@@ -210,7 +210,7 @@ def _civil_registry(households: Iterable[list[Member]]) -> CivilRegistryData:
                     m.id_number, m.name, m.birth_date, m.male, m.alive, m.household_id, m.relation
                 )
             )
-            if m.relation == "child" and _is_minor(m.birth_date):
+            if m.relation == "child" and is_minor(m.birth_date):
                 guardianships += [
                     (p.id_number, m.id_number, "father" if p.male else "mother") for p in parents
                 ]

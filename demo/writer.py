@@ -43,11 +43,11 @@ WRITE_ORDER: tuple[type[Model], ...] = (
 )
 
 
-async def advance_sequences(conn: BaseDBAsyncClient) -> None:
+async def advance_sequences(conn: BaseDBAsyncClient, models: Sequence[type[Model]] = WRITE_ORDER) -> None:
     """We chose the keys ourselves; PostgreSQL's serial sequences must not hand them out again."""
     if conn.capabilities.dialect != "postgres":
         return  # SQLite's rowid picks max(id) + 1 by itself
-    for model in WRITE_ORDER:
+    for model in models:
         table = model._meta.db_table
         await conn.execute_query(
             f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "  # noqa: S608 - our own table names
@@ -59,7 +59,9 @@ class RegisterWriter:
     """The rows of one seeding, held until `flush`; `prepare` finds the next free keys and the banks',
     companies' and offices' rows the titles refer to."""
 
-    def __init__(self, *, conn: BaseDBAsyncClient, vault: PiiVault, seed: int, batch_size: int) -> None:
+    def __init__(
+        self, *, conn: BaseDBAsyncClient | None, vault: PiiVault, seed: int, batch_size: int
+    ) -> None:
         self.conn, self.vault, self.seed, self.batch_size = conn, vault, seed, batch_size
         self.rng = random.Random(f"{seed}:register")
         self.rows: dict[type[Model], list[Model]] = {m: [] for m in WRITE_ORDER}
@@ -102,6 +104,13 @@ class RegisterWriter:
 
     def add(self, row: Model) -> None:
         self.rows[type(row)].append(row)
+
+    def row(self, model: type[Model], **values: Any) -> None:
+        """One row of `model`, keyed by column (`unit_id`, not `unit`). Every generated row passes
+        through here: the demo keeps model objects for `bulk_create`, the city loader
+        (demo/city) overrides it to keep plain tuples for COPY (a model object costs more to make
+        than the rest of the row's generation)."""
+        self.add(model(**values))
 
     async def flush(self) -> None:
         for model in WRITE_ORDER:
@@ -155,24 +164,27 @@ class RegisterWriter:
         """A person row as the register keeps it: ID number and phone encrypted, each with its blind
         index; no birth date, sex or mask (Person's docstring says why)."""
         pk = self.pk(Person)
-        self.add(
-            Person(
-                id=pk,
-                name=name,
-                id_number_enc=self.vault.encrypt(id_number),
-                id_number_index=self.vault.blind_index(id_number),
-                phone_enc=self.vault.encrypt_phone(phone) if phone else None,
-                phone_index=self.vault.phone_index(phone) if phone else None,
-            )
+        self.row(
+            Person,
+            id=pk,
+            name=name,
+            id_number_enc=self.vault.encrypt(id_number),
+            id_number_index=self.vault.blind_index(id_number),
+            phone_enc=self.vault.encrypt_phone(phone) if phone else None,
+            phone_index=self.vault.phone_index(phone) if phone else None,
         )
         return pk
 
     def unit(self, *, number: str, district: str, address: str, use: str, area: Decimal) -> int:
         pk = self.pk(RealEstateUnit)
-        self.add(
-            RealEstateUnit(
-                id=pk, unit_number=number, district_code=district, address=address, use=use, area_m2=area
-            )
+        self.row(
+            RealEstateUnit,
+            id=pk,
+            unit_number=number,
+            district_code=district,
+            address=address,
+            use=use,
+            area_m2=area,
         )
         return pk
 
@@ -189,23 +201,22 @@ class RegisterWriter:
         ended: datetime | None = None,
     ) -> int:
         pk = self.pk(Right)
-        self.add(
-            Right(
-                id=pk,
-                certificate_number=certificate or self.certificate("right", registered.year, district),
-                unit_id=unit,
-                right_type="house_ownership",
-                co_ownership=co_ownership,
-                status="historical" if ended else "current",
-                registered_at=registered,
-                ended_at=ended,
-                district_code=district,
-            )
+        self.row(
+            Right,
+            id=pk,
+            certificate_number=certificate or self.certificate("right", registered.year, district),
+            unit_id=unit,
+            right_type="house_ownership",
+            co_ownership=co_ownership,
+            status="historical" if ended else "current",
+            registered_at=registered,
+            ended_at=ended,
+            district_code=district,
         )
         for person, share in persons:
-            self.add(RightHolder(id=self.pk(RightHolder), right_id=pk, person_id=person, share=share))
+            self.row(RightHolder, id=self.pk(RightHolder), right_id=pk, person_id=person, share=share)
         if organisation is not None:
-            self.add(RightHolder(id=self.pk(RightHolder), right_id=pk, organisation_id=organisation, share=1))
+            self.row(RightHolder, id=self.pk(RightHolder), right_id=pk, organisation_id=organisation, share=1)
         return pk
 
     def mortgage(
@@ -223,19 +234,18 @@ class RegisterWriter:
     ) -> None:
         registered = registered or self.when(start)
         start = registered.astimezone(SHANGHAI).date()  # the term runs from the registration day
-        self.add(
-            Mortgage(
-                id=self.pk(Mortgage),
-                certificate_number=certificate or self.certificate("registration", start.year, district),
-                right_id=right,
-                mortgagee_id=bank,
-                amount_fen=amount_fen,
-                term_start=start,
-                term_end=years_after(start, years) - timedelta(days=1),
-                status="cancelled" if cancelled else "active",
-                registered_at=registered,
-                cancelled_at=self.when(cancelled) if cancelled else None,
-            )
+        self.row(
+            Mortgage,
+            id=self.pk(Mortgage),
+            certificate_number=certificate or self.certificate("registration", start.year, district),
+            right_id=right,
+            mortgagee_id=bank,
+            amount_fen=amount_fen,
+            term_start=start,
+            term_end=years_after(start, years) - timedelta(days=1),
+            status="cancelled" if cancelled else "active",
+            registered_at=registered,
+            cancelled_at=self.when(cancelled) if cancelled else None,
         )
 
     def case(
@@ -254,15 +264,14 @@ class RegisterWriter:
             limit=10_000_000,
             render=lambda n: f"{applied.year}{district}{n:07d}",
         )
-        self.add(
-            RegistrationCase(
-                id=self.pk(RegistrationCase),
-                case_number=number,
-                unit_id=unit,
-                right_id=right,
-                kind=kind,
-                state=state,
-                reason=reason,
-                applied_at=self.when(applied),
-            )
+        self.row(
+            RegistrationCase,
+            id=self.pk(RegistrationCase),
+            case_number=number,
+            unit_id=unit,
+            right_id=right,
+            kind=kind,
+            state=state,
+            reason=reason,
+            applied_at=self.when(applied),
         )
