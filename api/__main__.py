@@ -3,11 +3,16 @@
 serve [--demo]           run the API (the embedded default with --demo: demo data, simulators)
 migrate                  apply the database migrations
 seed [--persons N ...]   load the deterministic demo data
+seed-city --persons N --units N --rights N [--seed S] [--no-progress] [--report FILE]
+                         bulk-load the city-sized register into PostgreSQL (docs/scale.md)
 worker [--handlers M:F] [--once] [--worker-id ID] [--lease-s S] ...
                          run an outbox worker process (docs/outbox.md)
 outbox stats|redrive|purge  operate the outbox
 idempotency purge        delete expired Idempotency-Key records (run it daily, e.g. from cron)
-audit verify             check the access log's hash chain (exit 1 if it was tampered with)
+audit verify [--full] [--checkpoint FILE]
+                         check the access log's hash chain (exit 1 if it was tampered with)
+audit checkpoint [--publish FILE]  sign the verified head of the access log
+audit retain [--dry-run] drop access-log months past the retention (PostgreSQL)
 pii reencrypt            seal all personal data with the current key (resumable; docs/decisions/0006)
 crypto switch-profile P  convert the database to profile P (service stopped; resumable)
 """
@@ -22,6 +27,7 @@ import os
 import signal
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sanic import Sanic
@@ -88,6 +94,34 @@ async def _seed(settings: Settings) -> None:
         print(services.demo.as_text())
     finally:
         await stop_services(services)
+
+
+async def _seed_city(settings: Settings, args: argparse.Namespace) -> int:
+    from demo.city import CityLoadRefused, seed_city
+
+    try:
+        report = await seed_city(
+            settings,
+            persons=args.persons,
+            units=args.units,
+            rights=args.rights,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except (CityLoadRefused, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print("city register " + ("loaded" if report.loaded else "already there: nothing written"))
+    for table, n in report.rows_in_tables.items():
+        print(f"  {table:<20} {n:>12,} rows ({report.rows_loaded[table]:,} loaded now)")
+    for phase, seconds in report.seconds.items():
+        print(f"  {phase:<20} {seconds:>10.1f} s")
+    print(f"  {'total':<20} {report.total_seconds:>10.1f} s")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"report written to {args.report}")
+    return 0
 
 
 async def _worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -169,20 +203,85 @@ async def _idempotency_purge(settings: Settings) -> None:
     print(f"purged: {count} expired Idempotency-Key record(s)")
 
 
-async def _audit_verify(settings: Settings) -> int:
-    from services.audit.log import verify_chain
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    """`audit verify|checkpoint|retain` (docs/decisions/0007): exit 1 if the log or a checkpoint
+    does not verify, 2 if the command cannot run here (no key, SQLite for retention)."""
+    from api.container import audit_checkpoint_keys
+    from services.audit.checkpoints import (
+        CheckpointError,
+        last_published,
+        latest_trusted_seq,
+        publish,
+        take_checkpoint,
+        verify_log,
+    )
+    from services.audit.partitions import (
+        PartitionsBusy,
+        RetentionUnavailable,
+        drop_expired_partitions,
+        ensure_partitions,
+    )
+    from services.clock import SystemClock
     from services.db import close_database, open_database
 
+    command, clock = args.audit_command, SystemClock()
+    try:
+        keys = audit_checkpoint_keys(settings, for_signing=command == "checkpoint")
+        published = last_published(args.checkpoint) if command == "verify" and args.checkpoint else None
+    except CheckpointError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1 if command == "verify" else 2
     ctx = await open_database(settings.tortoise_config())
     try:
-        report = await verify_chain()
+        try:
+            await ensure_partitions(now=clock.now(), months_ahead=settings.access_log_partitions_ahead)
+        except PartitionsBusy as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+        if command == "retain":
+            try:
+                retained = await drop_expired_partitions(
+                    now=clock.now(),
+                    retention_months=settings.access_log_retention_months,
+                    checkpoint_seq=await latest_trusted_seq(keys),
+                    dry_run=args.dry_run,
+                )
+            except RetentionUnavailable as exc:
+                print(str(exc), file=sys.stderr)
+                return 2
+            except (CheckpointError, PartitionsBusy) as exc:
+                print(f"nothing dropped: {exc}", file=sys.stderr)
+                return 1
+            print(json.dumps(retained.as_dict(), ensure_ascii=False, indent=2))
+            verb = "would drop" if args.dry_run else "dropped"
+            names = ", ".join(p.name for p in retained.dropped) or "nothing"
+            print(f"{verb}: {names}", file=sys.stderr)
+            return 0
+        if command == "checkpoint":
+            try:
+                chain, checkpoint = await take_checkpoint(keys=keys, clock=clock)
+            except CheckpointError as exc:
+                print(str(exc), file=sys.stderr)
+                return 2
+            if checkpoint is None:
+                print(json.dumps(chain.as_dict(), ensure_ascii=False, indent=2))
+                print(f"no checkpoint: {_chain_problem(chain)}", file=sys.stderr)
+                return 1
+            if args.publish:
+                publish(args.publish, checkpoint)
+            print(json.dumps(checkpoint.as_dict(), ensure_ascii=False, indent=2))
+            return 0
+        report = await verify_log(keys=keys, full=args.full, published=published)
     finally:
         await close_database(ctx)
     print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     if not report.ok:
-        bad = f"first bad entry {report.first_bad_seq} ({report.problem})"
-        print(f"access log tampered: {bad}", file=sys.stderr)
+        print(f"access log tampered: {_chain_problem(report)}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _chain_problem(report: Any) -> str:
+    text = f"first bad entry {report.first_bad_seq} ({report.problem})"
+    return f"{text}: {report.detail}" if report.detail else text
 
 
 def _progress_line(phase: str, done: int, total: int) -> None:
@@ -248,6 +347,13 @@ def main(argv: list[str] | None = None) -> None:
     seed = sub.add_parser("seed")
     seed.add_argument("--persons", type=int)
     seed.add_argument("--units", type=int)
+    city = sub.add_parser("seed-city", help="bulk-load the city-sized register (PostgreSQL; docs/scale.md)")
+    city.add_argument("--persons", type=int, required=True)
+    city.add_argument("--units", type=int, required=True)
+    city.add_argument("--rights", type=int, required=True, help="units <= rights <= 2 * units")
+    city.add_argument("--seed", type=int, default=1)
+    city.add_argument("--no-progress", action="store_true", help="no progress bars")
+    city.add_argument("--report", type=Path, help="also write the report (counts, seconds) as JSON")
     worker = sub.add_parser("worker", help="deliver outbox messages until stopped")
     worker.add_argument("--database-url", help="default: the settings' DATABASE_URL")
     worker.add_argument(
@@ -277,8 +383,15 @@ def main(argv: list[str] | None = None) -> None:
     idem.add_subparsers(dest="idempotency_command", required=True).add_parser(
         "purge", help="delete records past their expiry (begin() already ignores them)"
     )
-    au = sub.add_parser("audit")
-    au.add_subparsers(dest="audit_command", required=True).add_parser("verify")
+    au = sub.add_parser("audit", help="the access log (docs/decisions/0004, 0007)")
+    au_sub = au.add_subparsers(dest="audit_command", required=True)
+    verify = au_sub.add_parser("verify", help="check the hash chain from the latest trusted checkpoint")
+    verify.add_argument("--full", action="store_true", help="from the first entry kept, not the checkpoint")
+    verify.add_argument("--checkpoint", type=Path, help="trust the last checkpoint published in FILE")
+    checkpoint = au_sub.add_parser("checkpoint", help="verify, then sign and store the head")
+    checkpoint.add_argument("--publish", type=Path, metavar="FILE", help="also append it to FILE")
+    retain = au_sub.add_parser("retain", help="drop months past the retention that a checkpoint covers")
+    retain.add_argument("--dry-run", action="store_true", help="say what would be dropped")
     pii = sub.add_parser("pii", help="personal data at rest (docs/decisions/0002, 0006)")
     reenc = pii.add_subparsers(dest="pii_command", required=True).add_parser(
         "reencrypt", help="seal every encrypted column with the current key (resumable)"
@@ -314,6 +427,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_migrate(settings))
     elif args.command == "seed":
         asyncio.run(_seed(settings))
+    elif args.command == "seed-city":
+        sys.exit(asyncio.run(_seed_city(settings, args)))
     elif args.command == "worker":
         asyncio.run(_worker(settings, args))
     elif args.command == "outbox":
@@ -321,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "idempotency":
         asyncio.run(_idempotency_purge(settings))
     elif args.command == "audit":
-        sys.exit(asyncio.run(_audit_verify(settings)))
+        sys.exit(asyncio.run(_audit(settings, args)))
     elif args.command in ("pii", "crypto"):
         sys.exit(asyncio.run(_crypto(settings, args)))
     elif args.command == "certificate-keys":

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,8 @@ from config.settings import Profile, Settings
 from integrations.banks.config import load_banks, refuse_demo_secrets
 from integrations.factory import Integrations, SimulatorSuite, build_integrations
 from services.appointments import AppointmentPolicy, AppointmentService
+from services.audit.checkpoints import CheckpointError, CheckpointKeys
+from services.audit.partitions import PartitionsBusy, ensure_partitions
 from services.cases import CasePolicy, CaseService, filing_kinds
 from services.certificates import (
     Catalogue,
@@ -38,14 +41,22 @@ from services.filings.service import FilingPolicy, FilingService
 from services.guardianship.feed import GuardianshipFeed
 from services.guardianship.reads import WardReadPolicy, WardReads
 from services.identity.auth import AuthPolicy, AuthService, hash_password
-from services.identity.install_keys import with_install_secrets
+from services.identity.install_keys import ensure_private_key, with_install_secrets
 from services.identity.tokens import TokenSigner
 from services.kv import KeyValueStore, MemoryStore, RedisStore
 from services.outbox import HandlerTable, register_handlers
 from services.pii import PiiVault
 from services.ratelimit import RateLimiter
 from services.registry.reads import PropertyReads
-from standards.crypto_profile import signature_algorithm
+from standards.crypto_profile import (
+    EDDSA,
+    SigningKey,
+    VerifyingKey,
+    generate_signing_key,
+    load_signing_key,
+    load_verifying_key,
+    signature_algorithm,
+)
 
 log = logging.getLogger("estate.container")
 
@@ -97,6 +108,10 @@ async def start_services(
     except CryptoProfileMismatch:
         await close_database(db)
         raise
+    try:  # the access log's monthly partitions, ahead of the rows (services/audit/partitions.py)
+        await ensure_partitions(now=clock.now(), months_ahead=settings.access_log_partitions_ahead)
+    except PartitionsBusy as exc:  # an append makes its month itself; the next start tries again
+        log.warning("access log partitions not made at start: %s", exc)
     prefix = settings.redis_key_prefix
     kv: KeyValueStore = (
         RedisStore.from_url(settings.redis_url, prefix=prefix) if settings.redis_url else MemoryStore()
@@ -272,6 +287,58 @@ def certificate_keyring(settings: Settings) -> CertificateKeyring:
     return CertificateKeyring.ensure(
         settings.certificate_keys_dir or settings.key_dir / "certificates", algorithm
     )
+
+
+_EMBEDDED_CHECKPOINT_KEYS = {EDDSA: "audit-checkpoint-ed25519.pem", "SM2SM3": "audit-checkpoint-sm2.pem"}
+
+
+def audit_checkpoint_keys(settings: Settings, *, for_signing: bool) -> CheckpointKeys:
+    """The access-log checkpoint key (services/audit/checkpoints.py) and the public keys trusted.
+
+    `for_signing`: the key must be there and of the profile's algorithm; the embedded profile makes
+    one under key_dir (a file per algorithm, so a profile switch keeps the old one verifying), and
+    production refuses to sign without ESTATE_AUDIT_CHECKPOINT_KEY_FILE. A verifier loads only
+    what exists: the key file's public half and ESTATE_AUDIT_CHECKPOINT_PUBLIC_KEY_FILES."""
+    algorithm = signature_algorithm(settings.crypto_profile)
+    key_file = settings.audit_checkpoint_key_file
+    trusted: list[VerifyingKey] = []
+    if key_file is None and settings.profile is Profile.EMBEDDED:
+        key_file = Path(settings.key_dir) / _EMBEDDED_CHECKPOINT_KEYS[algorithm]
+        if for_signing:
+            ensure_private_key(key_file, lambda: generate_signing_key(algorithm).pem())
+        for other in _EMBEDDED_CHECKPOINT_KEYS.values():
+            path = Path(settings.key_dir) / other
+            if path != key_file and path.exists():
+                trusted.append(_checkpoint_key(path).public_key())
+    signing: SigningKey | None = None
+    if key_file is not None and (for_signing or key_file.exists()):
+        signing = _checkpoint_key(key_file)
+    if for_signing and signing is None:
+        raise CheckpointError(
+            "ESTATE_AUDIT_CHECKPOINT_KEY_FILE is not set: production signs checkpoints only with a "
+            "key of its own (PEM, Ed25519 or SM2 by ESTATE_CRYPTO_PROFILE)"
+        )
+    if for_signing and signing is not None and signing.algorithm != algorithm:
+        raise CheckpointError(
+            f"the checkpoint key in {key_file} is {signing.algorithm}, but the "
+            f"{settings.crypto_profile} profile signs with {algorithm}: configure a key of that algorithm "
+            "and keep the old one's public half in ESTATE_AUDIT_CHECKPOINT_PUBLIC_KEY_FILES"
+        )
+    for path in settings.audit_checkpoint_public_key_files:
+        try:
+            trusted.append(load_verifying_key(Path(path).read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint public key {path} cannot be used: {exc}") from exc
+    if signing is not None:
+        trusted.append(signing.public_key())
+    return CheckpointKeys(signing if for_signing else None, trusted)
+
+
+def _checkpoint_key(path: Path) -> SigningKey:
+    try:
+        return load_signing_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint key {path} cannot be used: {exc}") from exc
 
 
 async def load_demo(services: Services) -> None:

@@ -178,6 +178,22 @@ class Settings(BaseSettings):
     utility_poll_s: float = Field(default=60.0, gt=0)
     property_alert_hotline: str = "12345"  # named in property-change SMS; illustrative
 
+    # The access log at scale (docs/decisions/0007-access-log-partitions-and-checkpoints.md). On
+    # PostgreSQL it is partitioned by calendar month (UTC); partitions are made this many months
+    # ahead at start and by every `python -m api audit` command.
+    access_log_partitions_ahead: int = Field(default=3, ge=1, le=24)
+    # `audit retain` drops whole months older than this, and only those a signed checkpoint covers.
+    # Six months is the floor: the Cybersecurity Law (网络安全法, art. 21) keeps network logs that long.
+    access_log_retention_months: int = Field(default=36, ge=6)
+    # PEM private key (Ed25519 under the international profile, SM2 under the national one) that
+    # signs access-log checkpoints: its own key, neither the token nor the certificate key. Only
+    # `audit checkpoint` needs it, so the API servers need not hold it. Unset in the embedded
+    # profile: made under key_dir; in production `audit checkpoint` refuses to run without it.
+    audit_checkpoint_key_file: Path | None = None
+    # Public keys (PEM) of earlier checkpoint keys, or of the signer for a verifier that does not
+    # hold the private key: a checkpoint signed by any of these (or the key above) is trusted.
+    audit_checkpoint_public_key_files: list[Path] = []
+
     # Bank mortgage filings (docs/filings.md): where uploaded attachments are kept (a directory
     # outside the database), how long a bank's active/suspended status is cached per process
     # (suspension also clears it at once), per-bank requests per minute, the largest attachment.

@@ -4,7 +4,8 @@ Every entry holds the SHA-256 of its own canonical serialisation, and that seria
 the previous entry's hash, so the entries form one chain. Editing a row breaks its own hash,
 deleting one leaves a gap in `seq` and a broken link, removing the tail disagrees with the head
 row. (Someone who can rewrite the table *and* recompute every later hash and the head is not
-detected by the chain alone: publish the head hash that `verify` prints somewhere they cannot.)
+detected by the chain alone: a signed checkpoint of the head, published outside the database
+with `audit checkpoint --publish FILE`, is what they cannot recompute.)
 Before any of that, the database refuses UPDATE and DELETE of entries (triggers of migration
 0003): the chain is what catches someone allowed to drop or disable those triggers.
 
@@ -26,9 +27,27 @@ Appends must never fork the chain, whatever the concurrency: the head row (`acce
 id 1) holds the last seq and hash. On PostgreSQL an append locks it (`SELECT ... FOR UPDATE`),
 so appenders queue on one row for a few milliseconds; on SQLite the connection's transaction
 lock serialises them within the process. In both, the head moves with a conditional update
-(`WHERE last_seq = <what we read>`), and `seq` is unique, so even an unforeseen interleaving
-makes one append retry instead of two entries sharing a predecessor. Within a process, reads
-that arrive together are group-committed: one transaction, one head lock, many entries.
+(`WHERE last_seq = <what we read>`), so even an unforeseen interleaving makes one append retry
+instead of two entries sharing a predecessor. Within a process, reads that arrive together are
+group-committed: one transaction, one head lock, many entries.
+
+`seq` is unique. On SQLite a UNIQUE constraint says so too. On PostgreSQL the log is partitioned
+by month (services/audit/partitions.py) and a unique constraint must include the partition key,
+so the database only holds (seq, occurred_at) unique; what keeps seq itself unique there is the
+head: an append inserts seqs last_seq+1 .. last_seq+n only in the transaction whose conditional
+update moved the head from exactly last_seq, under the head's row lock, and committed moves never
+go back, so two committed appends never hold the same seq. That covers every writer that goes
+through this module; a row inserted by hand with a taken seq is not refused, but `verify` reports
+it (`duplicate_seq`). The chain runs across partitions unchanged: a partition is storage, not part
+of what is hashed.
+
+At city scale (hundreds of millions of entries) a walk from the genesis takes hours, so `verify`
+normally starts from a signed checkpoint of an earlier head (services/audit/checkpoints.py) and
+walks only what came after it; old months leave only as whole partitions, past the retention and
+covered by a checkpoint, which then anchors the first kept entry. Someone with DDL rights can drop
+a partition too: a month dropped that no checkpoint covers, or one after the latest checkpoint,
+fails `verify` (`unanchored_start`, `missing_entries`); dropping old months a checkpoint covers is
+indistinguishable from retention, except that `verify` reports where the kept log starts.
 """
 
 from __future__ import annotations
@@ -38,6 +57,7 @@ import contextvars
 import json
 import logging
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +69,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from services.audit.models import AccessLogEntry, AccessLogHead, AccessLogItem, AccessLogPage
+from services.audit.partitions import ensure_months
 from services.clock import SHANGHAI, Clock
 from services.crypto.models import CryptoIndexAlias
 from services.db import dialect
@@ -210,6 +231,7 @@ async def _append_in(
     )
     if moved != 1:
         raise _HeadMoved()
+    await ensure_months(conn, {fields["occurred_at"] for fields in batch})
     await AccessLogEntry.bulk_create(rows, using_db=conn)
     return rows
 
@@ -341,14 +363,36 @@ async def append_hash_switch(conn: BaseDBAsyncClient, *, profile: str, occurred_
 
 
 @dataclass(frozen=True)
+class ChainStart:
+    """Where a walk starts: right after entry `seq` (0: the genesis), whose hash is `hash` and after
+    which entries are hashed with `algorithm` (a trusted checkpoint says all three). `hash` None:
+    entries before the first kept one were dropped with their partition, so the first kept entry's
+    link and algorithm are taken from the entry itself; a checkpoint later in the walk (`anchors`)
+    must then bind them, or the walk fails."""
+
+    seq: int = 0
+    hash: str | None = GENESIS_HASH
+    algorithm: str | None = SHA256
+
+
+GENESIS = ChainStart()
+
+
+@dataclass(frozen=True)
 class ChainReport:
     ok: bool
     entries_checked: int
     head_seq: int
     head_hash: str
     first_bad_seq: int | None = None
-    # hash_mismatch | broken_link | missing_entries | head_mismatch | unknown_hash_algorithm
+    # hash_mismatch | broken_link | missing_entries | duplicate_seq | head_mismatch |
+    # unknown_hash_algorithm | checkpoint_mismatch | unanchored_start | and, from
+    # services/audit/checkpoints.py, checkpoint_bad_signature | checkpoint_unknown_key
     problem: str | None = None
+    head_algorithm: str = SHA256
+    start_seq: int = 0  # the walk began after this entry (0: the genesis)
+    anchor_seq: int | None = None  # the checkpoint that anchored the walk, if any
+    detail: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -356,48 +400,111 @@ class ChainReport:
             "entries_checked": self.entries_checked,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
+            "head_algorithm": self.head_algorithm,
+            "start_seq": self.start_seq,
+            "anchor_seq": self.anchor_seq,
             "first_bad_seq": self.first_bad_seq,
             "problem": self.problem,
+            "detail": self.detail,
         }
 
 
-async def verify_chain(*, batch_size: int = 2000) -> ChainReport:
-    """Walk the chain from the start up to the head as it was when the walk began (appends that
-    commit during the walk are left for the next run) and report the first bad entry."""
+async def _page(conn: BaseDBAsyncClient, after: int, until: int, limit: int) -> list[dict[str, Any]]:
+    """Entries with `after` < seq <= `until`, in seq order: a keyset page (constant memory)."""
+    if dialect() == "postgres":
+        return await conn.execute_query_dict(
+            "SELECT seq, occurred_at, reader_subject, reader_role, reader_display, person_id, "
+            "person_index, action, object_type, object_id, purpose, request_id, prev_hash, hash "
+            "FROM access_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            [after, until, limit],
+        )
+    return list(
+        await AccessLogEntry.filter(seq__gt=after, seq__lte=until).order_by("seq").limit(limit).values()
+    )
+
+
+def _algorithm_of(row: dict[str, Any]) -> str | None:
+    """The algorithm an entry's stored hash was made with, found by trying each; None if neither."""
+    return next((a for a in _PROFILE_OF_HASH if entry_hash(row, a) == row["hash"]), None)
+
+
+async def verify_chain(
+    *,
+    start: ChainStart = GENESIS,
+    anchors: Mapping[int, tuple[str, str]] | None = None,
+    anchor_seq: int | None = None,
+    batch_size: int = 5000,
+) -> ChainReport:
+    """Walk the chain from `start` up to the head as it was when the walk began (appends that
+    commit during the walk are left for the next run) and report the first bad entry. `anchors`:
+    seq -> (hash, algorithm after it) of trusted checkpoints the walk passes; each must agree.
+
+    Entries are read in keyset pages of `batch_size` by seq, the next page fetched while this one
+    is hashed; memory does not grow with the log."""
+    anchors = anchors or {}
     head = await AccessLogHead.get_or_none(id=HEAD_ID)
     head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS_HASH)
     head_algorithm = head.hash_algorithm if head else SHA256
-    expected_seq, prev_hash, checked, algorithm = 1, GENESIS_HASH, 0, SHA256
+    prev_hash, algorithm = start.hash, start.algorithm
+    expected_seq, checked, bound = start.seq + 1, 0, start.hash is not None
+    conn = connections.get("default")
 
-    def bad(seq: int, problem: str) -> ChainReport:
-        return ChainReport(False, checked, head_seq, head_hash, seq, problem)
-
-    while expected_seq <= head_seq:
-        rows = (
-            await AccessLogEntry.filter(seq__gte=expected_seq, seq__lte=head_seq)
-            .order_by("seq")
-            .limit(batch_size)
-            .values()
+    def bad(seq: int, problem: str, detail: str | None = None) -> ChainReport:
+        return ChainReport(
+            False, checked, head_seq, head_hash, seq, problem, head_algorithm, start.seq, anchor_seq, detail
         )
-        if not rows:
-            return bad(expected_seq, "missing_entries")
-        for row in rows:
-            if int(row["seq"]) != expected_seq:
+
+    if start.seq > head_seq:
+        return bad(
+            start.seq, "checkpoint_mismatch", "the checkpoint is ahead of the head: entries were removed"
+        )
+    if start.seq > 0 and start.hash is not None:
+        # The checkpoint's own entry, if its partition is still kept, must hold the signed hash.
+        at = await AccessLogEntry.filter(seq=start.seq).values_list("hash", flat=True)
+        if at and at[0] != start.hash:
+            return bad(start.seq, "checkpoint_mismatch", "the entry at the checkpoint has another hash")
+    pending = asyncio.ensure_future(_page(conn, start.seq, head_seq, batch_size))
+    try:
+        while expected_seq <= head_seq:
+            rows = await pending
+            if not rows:
                 return bad(expected_seq, "missing_entries")
-            if row["prev_hash"] != prev_hash:
-                return bad(expected_seq, "broken_link")
-            if entry_hash(row, algorithm) != row["hash"]:
-                return bad(expected_seq, "hash_mismatch")
-            if row["action"] == HASH_SWITCH:
-                if row["object_id"] not in _PROFILE_OF_HASH:
-                    return bad(expected_seq, "unknown_hash_algorithm")
-                algorithm = str(row["object_id"])
-            prev_hash = str(row["hash"])
-            expected_seq += 1
-            checked += 1
-    if prev_hash != head_hash or head_algorithm != algorithm:
+            last = int(rows[-1]["seq"])
+            if last < head_seq:
+                pending = asyncio.ensure_future(_page(conn, last, head_seq, batch_size))
+            for row in rows:
+                seq = int(row["seq"])
+                if seq != expected_seq:
+                    return bad(expected_seq, "duplicate_seq" if seq < expected_seq else "missing_entries")
+                if prev_hash is None:  # the first kept entry after dropped partitions
+                    prev_hash, algorithm = str(row["prev_hash"]), _algorithm_of(row)
+                    if algorithm is None:
+                        return bad(seq, "hash_mismatch")
+                if row["prev_hash"] != prev_hash:
+                    return bad(seq, "broken_link")
+                if entry_hash(row, algorithm or SHA256) != row["hash"]:
+                    return bad(seq, "hash_mismatch")
+                if row["action"] == HASH_SWITCH:
+                    if row["object_id"] not in _PROFILE_OF_HASH:
+                        return bad(seq, "unknown_hash_algorithm")
+                    algorithm = str(row["object_id"])
+                prev_hash = str(row["hash"])
+                if seq in anchors:
+                    if anchors[seq] != (prev_hash, algorithm):
+                        return bad(
+                            seq, "checkpoint_mismatch", "a trusted checkpoint disagrees with the chain"
+                        )
+                    bound = True
+                expected_seq += 1
+                checked += 1
+    finally:
+        if not pending.done():
+            pending.cancel()
+    if not bound:
+        return bad(start.seq + 1, "unanchored_start", "no trusted checkpoint covers the first kept entry")
+    if (prev_hash or GENESIS_HASH) != head_hash or head_algorithm != (algorithm or SHA256):
         return bad(head_seq, "head_mismatch")
-    return ChainReport(True, checked, head_seq, head_hash)
+    return ChainReport(True, checked, head_seq, head_hash, None, None, head_algorithm, start.seq, anchor_seq)
 
 
 # --- the citizen's view --------------------------------------------------------------------------

@@ -15,9 +15,12 @@ from tortoise.models import Model
 # One read of property data. `seq` is the position in the one chain; `hash` is SHA-256 over the
 # canonical serialisation of this row including `prev_hash` (see services/audit/log.py). No foreign
 # keys: the log outlives and never blocks changes to what it mentions.
+# On PostgreSQL the table is partitioned by month of `occurred_at` (migration 0014), and a unique
+# constraint there must include the partition key: the database holds (id, occurred_at) and
+# (seq, occurred_at) unique; `seq` itself is kept unique by the head row (services/audit/log.py).
 class AccessLogEntry(Model):
     id = fields.BigIntField(primary_key=True)
-    seq = fields.BigIntField(unique=True)
+    seq = fields.BigIntField(unique=True)  # by constraint on SQLite only; see above
     occurred_at = fields.DatetimeField()
     reader_subject = fields.CharField(max_length=64)  # person:42 | staff:7 | client:icbc-sh-app
     reader_role = fields.CharField(max_length=16)  # citizen | guardian | clerk | admin | bank
@@ -50,6 +53,22 @@ class AccessLogHead(Model):
 
     class Meta:
         table = "access_log_head"
+
+
+# A signed statement of the chain's head at one moment (services/audit/checkpoints.py): `hash` is
+# entry `seq`'s hash, `algorithm` what the entries after it are hashed with. Signed with the
+# checkpoint key named by `key_id`; append-only like the log (migration 0014).
+class AccessLogCheckpoint(Model):
+    id = fields.BigIntField(primary_key=True)
+    seq = fields.BigIntField(db_index=True)
+    hash = fields.CharField(max_length=64)
+    algorithm = fields.CharField(max_length=8)
+    created_at = fields.DatetimeField()
+    key_id = fields.CharField(max_length=32)
+    signature = fields.CharField(max_length=256)  # base64url, no padding
+
+    class Meta:
+        table = "access_log_checkpoint"
 
 
 # --- the citizen's view of the log (services/audit/log.py:access_log_for), described once --------
