@@ -103,7 +103,11 @@ class Slot(Model):
 
 
 class SlotStripe(Model):
-    """A share of a slot's seats: `booked` changes only by conditional updates (module docstring)."""
+    """A share of a slot's seats: `booked` changes only by conditional updates (module docstring).
+
+    Besides the unique (slot_id, stripe), migration 0015 adds the partial index
+    `idx_slot_stripe_free (slot_id) WHERE booked < capacity`, which the lists of bookable slots
+    read (`seats.with_free_seat`); Tortoise cannot declare that condition here."""
 
     id = fields.BigIntField(primary_key=True)
     slot: fields.ForeignKeyRelation[Slot] = fields.ForeignKeyField(

@@ -53,14 +53,20 @@ async def case_number(conn: BaseDBAsyncClient, *, year: int, district_code: str)
     prefix = f"{year}{district_code}"
 
     async def seed() -> int:
+        # The range lets the unique index on case_number serve the look-up: a LIKE 'prefix%'
+        # cannot use it under a non-C collation, and read the whole table. The prefix is digits,
+        # whose order is the same in every collation.
+        lowest, highest = prefix + "0" * _SEQUENCE_DIGITS, prefix + "9" * _SEQUENCE_DIGITS
         rows = (
-            await RegistrationCase.filter(case_number__startswith=prefix)
+            await RegistrationCase.filter(case_number__gte=lowest, case_number__lte=highest)
+            .filter(case_number__startswith=prefix)
             .using_db(conn)
             .order_by("-case_number")
             .limit(1)
             .values_list("case_number", flat=True)
         )
-        return _highest([str(r) for r in rows])
+        # The sequence is the digits after the prefix (the whole number is digits too).
+        return _highest([str(r)[len(prefix) :] for r in rows])
 
     n = await allocate(conn, f"case:{year}:{district_code}", seed)
     return f"{prefix}{n:0{_SEQUENCE_DIGITS}d}"

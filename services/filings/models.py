@@ -106,7 +106,7 @@ class MortgageFiling(Model):
 
     class Meta:
         table = "mortgage_filing"
-        indexes = (Index(fields=("bank_id", "status", "filed_on")),)
+        indexes = (Index(fields=("bank_id", "status", "filed_on")), Index(fields=("case_id",)))
 
 
 class FilingAttachment(Model):
