@@ -1,6 +1,6 @@
 """`python -m bench run --scenario signin-me [--base-url URL] [--connections 64] [--duration 20] [--out FILE]`
 `python -m bench cpu --scenario certificates [--iterations 300] [--duration 3] [--out FILE]`
-`python -m bench compare SMALL.json CITY.json [--out FILE]` (register-reads results, docs/scale.md)
+`python -m bench compare --small S.json [...] --city C.json [...] [--out FILE]` (docs/scale.md)
 
 Runs a named scenario against a server that is already running (`python3 dev.py demo`), and by
 default the framework ceiling (`ceiling`) in the same run, then writes one JSON file with
@@ -54,8 +54,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--ceiling-port", type=int, default=0)
     run.add_argument("--out", type=Path, help="default: bench/results/<scenario>-<date>.json")
     cmp = sub.add_parser("compare", help="register-reads on the small against the city register")
-    cmp.add_argument("small", type=Path)
-    cmp.add_argument("city", type=Path)
+    cmp.add_argument("--small", type=Path, nargs="+", required=True, help="runs on the small register")
+    cmp.add_argument("--city", type=Path, nargs="+", required=True, help="runs on the city register")
     cmp.add_argument("--out", type=Path, help="default: bench/results/register-scale-comparison-<date>.json")
     cpu = sub.add_parser("cpu", help="measure CPU time in this process (no server)")
     cpu.add_argument("--scenario", required=True, choices=sorted(CPU_SCENARIOS))
