@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from sanic import Sanic
+from tortoise import context as tortoise_context
 
 from api.app import create_app
 from config.settings import Settings
@@ -33,11 +34,35 @@ class RunningApp:
         return self.app.ctx.services
 
 
+@contextmanager
+def _own_global_tortoise_context() -> Iterator[None]:
+    """The app opens its database as Tortoise's global fallback context (services/db.py), and
+    Tortoise allows one at a time. A test that runs a second app on another database while the
+    session's app is idle (tests/integration/test_query_plans.py) sets the session's aside for
+    the second app's lifetime and puts it back afterwards."""
+    saved = tortoise_context._global_context
+    tortoise_context._global_context = None
+    try:
+        yield
+    finally:
+        tortoise_context._global_context = saved
+
+
 @asynccontextmanager
 async def running_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[RunningApp]:
+    with _own_global_tortoise_context():
+        async with _running_app(settings, clock=clock) as running:
+            yield running
+
+
+@asynccontextmanager
+async def _running_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[RunningApp]:
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, clock=clock, name=f"estate_test_{next(_names)}")
+    # Sanic's TouchUp rewrites server methods from their source at a primary app's start; a second
+    # app in the same process would rewrite the rewritten method, whose source it cannot find.
+    app.config.TOUCHUP = False
     server = await app.create_server(
         host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
     )
