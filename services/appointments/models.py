@@ -99,7 +99,9 @@ class Slot(Model):
     class Meta:
         table = "slot"
         unique_together = (("office_id", "service", "starts_at"),)
-        indexes = (Index(fields=("office_id", "service", "starts_at")),)
+        # starts_at: the bookable slots of every office (`starts_at > now`) and an office's day of
+        # appointments read the few slots of those days, not every past day's (migration 0015).
+        indexes = (Index(fields=("office_id", "service", "starts_at")), Index(fields=("starts_at",)))
 
 
 class SlotStripe(Model):

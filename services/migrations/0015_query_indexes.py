@@ -12,6 +12,11 @@ plans").
   holds only the open stripes, so the check reads a small index instead of the table. Tortoise's
   `PartialIndex` knows only `column = value` conditions, so this one is SQL (both backends have
   partial indexes) and is not in the model's `Meta.indexes`; the model's docstring names it.
+- `slot (starts_at)`: the bookable slots of every office (GET /api/v1/offices: each office's next
+  free slot, `starts_at > now`) and an office's appointments of a day (GET
+  /api/v1/clerk/appointments, by the slots' `starts_at`) read the slots of a few days; with only
+  `(office_id, service, starts_at)` the planner read every slot ever made, which grows by some
+  300,000 a year in the city (found on the padded register, tests/support/padding.py).
 """
 
 from tortoise import migrations
@@ -28,6 +33,10 @@ class Migration(migrations.Migration):
         ops.AddIndex(
             model_name="MortgageFiling",
             index=Index(fields=["case_id"]),
+        ),
+        ops.AddIndex(
+            model_name="Slot",
+            index=Index(fields=["starts_at"]),
         ),
         ops.RunSQL(
             "CREATE INDEX idx_slot_stripe_free ON slot_stripe (slot_id) WHERE booked < capacity",

@@ -2,16 +2,20 @@
 guardian, a clerk, a bank or the public makes PostgreSQL scan a large table from end to end.
 
 The module loads a register once (demo/city.py `seed_city`: the demo base plus PERSONS generated
-persons and their units, rights, holders, mortgages, encumbrances and guardianship links), runs the
-real app on it with every statement recorded (tests/support/query_plans.py), makes one or a few
-realistic requests per route and role, reads and writes, and then EXPLAINs each distinct statement
-with its own arguments. A `Seq Scan` of a table over 10,000 rows fails the test, naming the
-request, the statement, the table and the planner's estimates. docs/scale.md ("Query plans") shows
-the failure with an index dropped.
+persons and their units, rights, holders, mortgages, encumbrances and guardianship links), pads the
+tables the loader keeps small and the service fills as it runs (access log, slots, appointments,
+certificates, messages, filings, case parties, events and utility transfers, outbox, idempotency
+records: tests/support/padding.py) to tens of thousands of rows each, runs the real app on it with every
+statement recorded (tests/support/query_plans.py), makes one or a few realistic requests per route
+and role, reads and writes, and then EXPLAINs each distinct statement with its own arguments. A
+`Seq Scan` of a table over 10,000 rows (a partition: of a partitioned table over 10,000 rows)
+fails the test, naming the request, the statement, the table and the planner's estimates; the
+output lists every table the plans touch, with its size. docs/scale.md ("Query plans") shows the
+failure with an index dropped.
 
-`TEST_PLANS_DATABASE_URL` runs the same requests on a register already loaded (kept as it is; the
-requests add rows to it), with the PII keys of the environment (ESTATE_PII_KEY ...), as the service
-reads them: to look at one plan without loading the city each time.
+`TEST_PLANS_DATABASE_URL` runs the same requests on a register already loaded (kept; padded the
+first time, and the requests add rows to it), with the PII keys of the environment (ESTATE_PII_KEY
+...), as the service reads them: to look at one plan without loading the city each time.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pytest
 
 from config.settings import Settings, load_settings
 from services.pii import PiiVault
+from tests.support.padding import PaddingReport, pad_register
 from tests.support.postgres import scratch_postgres
 from tests.support.query_plans import QueryRecorder, recording, seq_scans_of_large_tables, settle
 from tests.support.server import RunningApp, running_app
@@ -86,6 +91,7 @@ class City:
     settings: Settings
     database_url: str
     load_seconds: float
+    padding: PaddingReport
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +104,9 @@ def vault() -> None:
 async def city(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[City]:
     key_dir = tmp_path_factory.mktemp("plans-keys")
     if TEST_PLANS_DATABASE_URL:
-        yield City(_settings(TEST_PLANS_DATABASE_URL, key_dir), TEST_PLANS_DATABASE_URL, 0.0)
+        settings = _settings(TEST_PLANS_DATABASE_URL, key_dir)
+        padding = await pad_register(settings, TEST_PLANS_DATABASE_URL)
+        yield City(settings, TEST_PLANS_DATABASE_URL, 0.0, padding)
         return
     if not TEST_DATABASE_URL:
         pytest.skip(NEEDS_PG)
@@ -108,7 +116,8 @@ async def city(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[City]:
         settings = _settings(url, key_dir)
         started = time.perf_counter()
         await seed_city(settings, persons=PERSONS, units=UNITS, rights=RIGHTS, progress=False)
-        yield City(settings, url, time.perf_counter() - started)
+        loaded = time.perf_counter() - started
+        yield City(settings, url, loaded, await pad_register(settings, url))
 
 
 @pytest.fixture(scope="module")
@@ -419,12 +428,15 @@ async def test_no_request_scans_a_large_table(city: City, recorded: tuple[Runnin
         await transfer_requests(call, actors)
         await bank_requests(call, actors)
     assert recorder.statements, "no statement was recorded: is the recording connection in the pool?"
-    scans, explained = await seq_scans_of_large_tables(city.database_url, recorder.statements)
+    report = await seq_scans_of_large_tables(city.database_url, recorder.statements)
+    padded = ", ".join(f"{t} +{n:,}" for t, n in city.padding.added.items() if n)
     print(
-        f"\n{len(recorder.labels())} requests, {len(recorder.statements)} statements, {explained} distinct "
-        f"explained; register loaded in {city.load_seconds:.0f} s"
+        f"\n{len(recorder.labels())} requests, {len(recorder.statements)} statements, {report.explained} "
+        f"distinct explained; register loaded in {city.load_seconds:.0f} s, padded in "
+        f"{city.padding.seconds:.0f} s ({padded or 'padded already'})\nrelations the plans touch:\n  "
+        + "\n  ".join(f"{name}: {size}" for name, size in sorted(report.relations.items()))
     )
-    assert not scans, (
-        f"{len(scans)} statements scan a large table (add an index, or fix the query):\n  "
-        + "\n  ".join(str(s) for s in scans)
+    assert not report.scans, (
+        f"{len(report.scans)} statements scan a large table (add an index, or fix the query):\n  "
+        + "\n  ".join(str(s) for s in report.scans)
     )

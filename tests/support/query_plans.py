@@ -12,8 +12,12 @@ Explaining: each distinct (statement, arguments) that reads or changes rows by a
 (SELECT, UPDATE, DELETE, INSERT ... SELECT, WITH) is run as `EXPLAIN (FORMAT JSON)` with the same
 arguments on a separate connection, so the planner makes the custom plan the request got. Plain
 INSERT ... VALUES, transaction control and SET are skipped: they scan nothing. A `Seq Scan` node
-on a table whose `pg_class.reltuples` is over the threshold is a finding; small tables (offices,
-banks, heads, configuration) may be scanned, as the planner rightly prefers there.
+on a table whose `pg_class.reltuples` is over the threshold is a finding; a partition (a month
+of the access log, `access_log_y2026m11`) that holds rows counts with the rows of its whole
+partitioned table, since the plan of a request reads each month (`Size`). Small tables (offices,
+banks, heads, configuration) may be scanned, as the planner rightly prefers there. The report
+also names every table and partition the plans touch, with its size: the tables a test register
+must make large (tests/support/padding.py).
 """
 
 from __future__ import annotations
@@ -98,19 +102,47 @@ def recording(recorder: QueryRecorder) -> Iterator[QueryRecorder]:
 
 
 @dataclass(frozen=True)
+class Size:
+    """A relation's estimated rows; a partition counts as the whole partitioned table (`of`): a
+    month of the access log may hold few rows, but a scan of it is one of the log's scans. An
+    empty partition (a month not begun: `own` 0) is not counted: there the planner rightly scans
+    nothing, and once the month fills, ANALYZE gives it the index plan of the other months."""
+
+    rows: int
+    of: str | None = None  # the partitioned table a partition belongs to
+    own: int = 0  # a partition's own rows
+
+    @property
+    def counted(self) -> int:
+        return self.rows if self.of is None or self.own > 0 else 0
+
+    def __str__(self) -> str:
+        if self.of is None:
+            return f"{self.rows:,} rows"
+        return f"a partition of {self.of}: {self.rows:,} rows, {self.own:,} in this one"
+
+
+@dataclass(frozen=True)
 class SeqScan:
     label: str
     query: str
     relation: str
-    table_rows: int  # pg_class.reltuples
+    size: Size  # pg_class.reltuples, of the whole table for a partition
     plan_rows: int  # the planner's estimate of rows out of the scan
 
     def __str__(self) -> str:
         query = _LONG_SELECT_LIST.sub(r"\1 … FROM", " ".join(self.query.split()))
         return (
-            f"{self.label}: Seq Scan on {self.relation} ({self.table_rows:,} rows, "
+            f"{self.label}: Seq Scan on {self.relation} ({self.size}, "
             f"{self.plan_rows:,} estimated out)\n      {query[:600]}"
         )
+
+
+@dataclass
+class PlanReport:
+    scans: list[SeqScan]  # of tables over the threshold: the findings
+    explained: int  # distinct statements with their arguments
+    relations: dict[str, Size]  # every table and partition a plan reads or changes, and its size
 
 
 def explainable(query: str) -> bool:
@@ -119,46 +151,65 @@ def explainable(query: str) -> bool:
     return single and bool(_EXPLAINABLE.match(query)) and not _VALUES_INSERT.match(query)
 
 
-def _seq_scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if plan.get("Node Type") == "Seq Scan":
-        yield plan
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
     for child in plan.get("Plans", ()):
-        yield from _seq_scans(child)
+        yield from _nodes(child)
 
 
-async def table_sizes(conn: asyncpg.Connection) -> dict[str, int]:
-    """Estimated rows of every ordinary and partitioned table (run ANALYZE first)."""
+async def table_sizes(conn: asyncpg.Connection) -> dict[str, Size]:
+    """Estimated rows of every ordinary and partitioned table and partition (run ANALYZE first);
+    a partition and its partitioned table get the sum over all its partitions (`Size`)."""
     rows = await conn.fetch(
-        "SELECT c.relname, c.reltuples::bigint AS n FROM pg_class c "
+        "SELECT c.relname, GREATEST(c.reltuples, 0)::bigint AS n, r.relname AS root FROM pg_class c "
         "JOIN pg_namespace s ON s.oid = c.relnamespace "
+        "LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid) "
         "WHERE c.relkind IN ('r', 'p') AND s.nspname = current_schema()"
     )
-    return {str(r["relname"]): max(0, int(r["n"])) for r in rows}
+    whole: dict[str, int] = {}
+    for r in rows:
+        if r["root"] is not None:
+            whole[str(r["root"])] = whole.get(str(r["root"]), 0) + int(r["n"])
+    sizes: dict[str, Size] = {}
+    for r in rows:
+        name, root = str(r["relname"]), r["root"]
+        if root is not None:
+            sizes[name] = Size(whole[str(root)], str(root), int(r["n"]))
+        else:
+            sizes[name] = Size(whole.get(name, int(r["n"])))
+    return sizes
 
 
 async def seq_scans_of_large_tables(
     dsn: str, statements: list[Statement], *, threshold: int = LARGE_TABLE_ROWS
-) -> tuple[list[SeqScan], int]:
-    """The sequential scans of tables over `threshold` rows in the plans of `statements`, and how
-    many distinct statements were explained."""
+) -> PlanReport:
+    """The sequential scans of tables over `threshold` rows in the plans of `statements` (a
+    partition counts as its whole table), and every relation the plans touch."""
     conn = await asyncpg.connect(dsn)
     try:
         sizes = await table_sizes(conn)
         found: list[SeqScan] = []
         seen: set[tuple[str, str, str]] = set()
         explained: set[tuple[str, tuple[Any, ...]]] = set()
+        touched: dict[str, Size] = {}
         for s in statements:
             if not explainable(s.query) or (s.query, s.args) in explained:
                 continue
             explained.add((s.query, s.args))
             raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {s.query}", *s.args)
             plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
-            for node in _seq_scans(plan):
+            for node in _nodes(plan):
+                if "Relation Name" not in node:
+                    continue
                 relation = str(node["Relation Name"])
-                if sizes.get(relation, 0) > threshold and (s.label, s.query, relation) not in seen:
+                size = sizes.get(relation, Size(0))
+                touched[relation] = size
+                if node["Node Type"] != "Seq Scan" or size.counted <= threshold:
+                    continue
+                if (s.label, s.query, relation) not in seen:
                     seen.add((s.label, s.query, relation))
-                    found.append(SeqScan(s.label, s.query, relation, sizes[relation], int(node["Plan Rows"])))
-        return found, len(explained)
+                    found.append(SeqScan(s.label, s.query, relation, size, int(node["Plan Rows"])))
+        return PlanReport(found, len(explained), touched)
     finally:
         await conn.close()
 
