@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from sanic import Sanic
+from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 from tortoise import context as tortoise_context
 
 from api.app import create_app
@@ -48,9 +49,26 @@ def _own_global_tortoise_context() -> Iterator[None]:
         tortoise_context._global_context = saved
 
 
+@contextmanager
+def _own_openapi_operations() -> Iterator[None]:
+    """sanic-ext keeps one specification per process, whose operations (one per handler, shared by
+    every app of the handler) name the app that built them last; a second app's start takes them
+    over, and the first app's /docs/openapi.json would list no path. Put them back afterwards."""
+    spec = SpecificationBuilder()
+    saved = {path: dict(ops) for path, ops in spec._paths.items()}
+    owners = {id(op): (op, op._app) for ops in saved.values() for op in ops.values() if hasattr(op, "_app")}
+    try:
+        yield
+    finally:
+        spec._paths.clear()
+        spec._paths.update(saved)
+        for op, app in owners.values():
+            op._app = app
+
+
 @asynccontextmanager
 async def running_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[RunningApp]:
-    with _own_global_tortoise_context():
+    with _own_global_tortoise_context(), _own_openapi_operations():
         async with _running_app(settings, clock=clock) as running:
             yield running
 
