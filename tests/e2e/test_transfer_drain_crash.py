@@ -27,7 +27,6 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 import api.outbox_handlers  # noqa: F401  (declares every topic enqueued below)
 from config.settings import Settings
@@ -55,6 +54,7 @@ from tests.integration.test_outbox_crash import (
     sim_state,
     worker_env,
 )
+from tests.support.tortoise_state import queries_given_back
 
 pytestmark = pytest.mark.slow
 
@@ -80,12 +80,8 @@ async def _queries_back_on_the_app_database(app: Any) -> AsyncIterator[None]:
     queries on the model classes: this test's own databases (SQLite, then PostgreSQL) must not
     leave their statements to each other or to the session app's database (as in
     tests/integration/test_demo_data.py)."""
-    EXECUTOR_CACHE.clear()
-    yield
-    EXECUTOR_CACHE.clear()
-    apps = app.services.db.apps
-    if apps is not None:
-        apps._build_initial_querysets()
+    async with queries_given_back(app):
+        yield
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from tortoise import connections
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
@@ -46,6 +45,7 @@ from standards.crypto_profile import generate_signing_key, signature_algorithm
 from tests.conftest import TEST_DATABASE_URL
 from tests.integration.test_access_log import _tamper
 from tests.support.postgres import _admin, database_url_for
+from tests.support.tortoise_state import queries_given_back
 
 ROOT = Path(__file__).resolve().parents[2]
 JAN, FEB, APR = (datetime(2025, m, 10, 8, 0, tzinfo=UTC) for m in (1, 2, 4))
@@ -55,12 +55,8 @@ LATER = datetime(2025, 10, 15, tzinfo=UTC)  # six months after April: January..M
 @pytest.fixture(scope="module", autouse=True)
 async def _queries_back_on_the_app_database(app: Any) -> AsyncIterator[None]:
     """As tests/integration/test_national_profile.py: our contexts must not keep the app's queries."""
-    EXECUTOR_CACHE.clear()
-    yield
-    EXECUTOR_CACHE.clear()
-    apps = app.services.db.apps
-    if apps is not None:
-        apps._build_initial_querysets()
+    async with queries_given_back(app):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 
 from config.settings import Settings, tortoise_config
@@ -52,6 +51,7 @@ from services.registry.models import (
     RightHolder,
 )
 from tests import factories
+from tests.support.tortoise_state import queries_given_back
 
 SEED = 20261129
 PERSONS, UNITS = 2000, 3000
@@ -77,16 +77,10 @@ def demo_vault() -> PiiVault:
 
 @pytest.fixture(scope="module", autouse=True)
 async def _queries_back_on_the_app_database(app: Any) -> AsyncIterator[None]:
-    """Tortoise keeps each model's base query on the model class and its INSERT statements in a
-    process-wide cache keyed by connection name, not by dialect, both shared by every context:
-    this module's SQLite contexts would leave SQLite's `?` placeholders to the session app's
-    database (PostgreSQL in CI's second pass). Both are rebuilt around this module."""
-    EXECUTOR_CACHE.clear()
-    yield
-    EXECUTOR_CACHE.clear()
-    apps = app.services.db.apps
-    if apps is not None:
-        apps._build_initial_querysets()
+    """This module's SQLite contexts must not leave their queries to the session app's database
+    (tests/support/tortoise_state.py)."""
+    async with queries_given_back(app):
+        yield
 
 
 @pytest.fixture(scope="module")

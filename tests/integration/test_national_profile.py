@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
@@ -35,6 +34,7 @@ from tests import factories
 from tests.conftest import TEST_DATABASE_URL
 from tests.integration.test_access_log import _tamper
 from tests.support.postgres import scratch_postgres
+from tests.support.tortoise_state import queries_given_back
 
 PERSONS = 240
 BATCH = 40
@@ -55,12 +55,8 @@ def intl() -> PiiVault:
 async def _queries_back_on_the_app_database(app: Any) -> AsyncIterator[None]:
     """As tests/integration/test_demo_data.py: this module's own context must not leave its
     queries to the session app's database."""
-    EXECUTOR_CACHE.clear()
-    yield
-    EXECUTOR_CACHE.clear()
-    apps = app.services.db.apps
-    if apps is not None:
-        apps._build_initial_querysets()
+    async with queries_given_back(app):
+        yield
 
 
 @pytest.fixture(scope="module")
