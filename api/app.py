@@ -12,7 +12,7 @@ from sanic import Sanic
 from sanic_ext import Extend
 
 from api import errors, observability, openapi, pages
-from api.container import start_services, stop_services
+from api.container import Services, start_services, stop_services
 from api.routes import admin as admin_routes
 from api.routes import appointments as appointments_routes
 from api.routes import auth as auth_routes
@@ -132,8 +132,15 @@ def create_app(
     @app.after_server_start
     async def start_background(app: Sanic, *_: Any) -> None:
         # Started after the listeners, outside any transaction, and stopped with the services.
+        # Each task is bound to this app's database context (Tortoise's context variable, copied
+        # into the task when it is created), not to the global fallback, which another app in
+        # the same process (a test's second app) may replace while these run.
         services = app.ctx.services
         observability.settle_heap()
+        with services.db:
+            _start_background(services)
+
+    def _start_background(services: Services) -> None:
         if services.settings.outbox_in_process:
             task = asyncio.get_running_loop().create_task(run_outbox_worker(services), name="outbox-worker")
             services.background.append(task)
