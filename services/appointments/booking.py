@@ -4,10 +4,11 @@ Invariant (capacity, see seats.py): a seat is taken only by `take_seat`, one con
 one of the slot's stripes whose row count says whether it was won, inside the transaction that
 inserts the appointment (which records the stripe, to give the seat back there); a
 booking that fails after that rolls the whole transaction back, so the seat is never held without
-its appointment. One active appointment per person, service and case: checked in the transaction
-before the seat is taken (the common case answers without touching a stripe row), with the unique
-`active_key` as the backstop for two parallel requests; its IntegrityError aborts a transaction
-that is being rolled back anyway, so it is never caught and continued on PostgreSQL.
+its appointment. One active appointment per person, service and case: the unique `active_key`
+refuses the appointment's INSERT, which comes before the seat is taken (so a repeat never touches
+a stripe row), for a sequential repeat and for two parallel requests alike; its IntegrityError
+aborts a transaction that is being rolled back anyway, so it is never caught and continued on
+PostgreSQL.
 
 Invariant (combined tax appointment): the registration seat and the tax seat are held together or
 not at all. The tax seat is booked through the adapter while our transaction is open (holding the
@@ -16,7 +17,9 @@ ours then failed to commit is cancelled through the outbox in a separate transac
 answer never came (timeout) is released by replaying its key and cancelling (`TAX_RELEASE`).
 
 Every booking is told, in its own transaction, to the appointment centre (outbox), the person (SMS
-now, a reminder SMS the day before as a scheduled outbox message, an in-app message).
+now, a reminder SMS the day before as a scheduled outbox message, an in-app message); the three
+outbox rows go in with one INSERT. A winner's transaction is seven statements: the slot, its
+stripes, the appointment, the outbox rows and their read-back, the in-app message, the seat.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -68,7 +72,7 @@ from services.errors import (
     TaxNotOffered,
 )
 from services.messages import SMS_SEND, post_message, sms_to_person
-from services.outbox import enqueue
+from services.outbox import Outgoing, enqueue, enqueue_many
 
 log = logging.getLogger("estate.appointments")
 
@@ -102,50 +106,49 @@ async def announce_booking(
     """Centre push, confirmation SMS, day-before reminder and in-app message, in `conn`'s transaction."""
     office = slot.office
     ref = appointment.ref
-    await enqueue(
-        topic=CENTRE_PUSH,
-        payload=CentrePush(
-            ref=ref,
-            office_code=office.code,
-            service=appointment.service,
-            slot_start=slot.starts_at,
-            slot_end=slot.ends_at,
-            applicant_ref=applicant_ref(appointment.person_id),  # type: ignore[attr-defined]
-            with_tax=appointment.with_tax,
-        ),
-        idempotency_key=f"centre.push:{ref}",
-        connection=conn,
-        clock=clock,
-    )
-    day, at = shown(slot.starts_at)
     person_id: int = appointment.person_id  # type: ignore[attr-defined]
-    await enqueue(
-        topic=SMS_SEND,
-        payload=sms_to_person(
-            person_id=person_id,
-            template="appointment_booked",
-            params={
-                "date": day,
-                "time": at,
-                "office": office.name,
-                "service": service_label(appointment.service),
-                "ref": ref,
-            },
+    day, at = shown(slot.starts_at)
+    calls: list[Outgoing[Any]] = [
+        Outgoing(
+            CENTRE_PUSH,
+            CentrePush(
+                ref=ref,
+                office_code=office.code,
+                service=appointment.service,
+                slot_start=slot.starts_at,
+                slot_end=slot.ends_at,
+                applicant_ref=applicant_ref(person_id),
+                with_tax=appointment.with_tax,
+            ),
+            f"centre.push:{ref}",
         ),
-        idempotency_key=f"sms.appointment_booked:{ref}",
-        connection=conn,
-        clock=clock,
-    )
+        Outgoing(
+            SMS_SEND,
+            sms_to_person(
+                person_id=person_id,
+                template="appointment_booked",
+                params={
+                    "date": day,
+                    "time": at,
+                    "office": office.name,
+                    "service": service_label(appointment.service),
+                    "ref": ref,
+                },
+            ),
+            f"sms.appointment_booked:{ref}",
+        ),
+    ]
     remind_at = reminder_time(slot.starts_at, policy)
     if remind_at > clock.now():  # booked the day before or later: the confirmation is the reminder
-        await enqueue(
-            topic=APPOINTMENT_REMINDER,
-            payload=AppointmentReminder(appointment_id=appointment.id),
-            idempotency_key=f"sms.appointment_reminder:{ref}",
-            connection=conn,
-            clock=clock,
-            not_before=remind_at,
+        calls.append(
+            Outgoing(
+                APPOINTMENT_REMINDER,
+                AppointmentReminder(appointment_id=appointment.id),
+                f"sms.appointment_reminder:{ref}",
+                not_before=remind_at,
+            )
         )
+    await enqueue_many(calls, connection=conn, clock=clock)  # one INSERT for the three
     tax_note = "，并已同时预约税务办理" if appointment.with_tax else ""
     await post_message(
         person_id=person_id,
@@ -295,8 +298,6 @@ class Booking:
             if not free:
                 raise SlotFull(slot_id=slot.id)
             stripe = random.choice(free)  # spreading load, not a secret
-        if await Appointment.filter(active_key=key).using_db(conn).exists():
-            raise AppointmentExists(service=request.service)
         try:
             appointment = await Appointment.create(
                 ref=ref,

@@ -8,16 +8,18 @@ composition root (api/outbox_handlers.py), which registers them at start (`regis
 """
 
 from services.outbox.handlers import HandlerTable, TopicWithoutHandler, register_handlers, route
-from services.outbox.store import enqueue, redrive
+from services.outbox.store import Outgoing, enqueue, enqueue_many, redrive
 from services.outbox.topics import PayloadError, Topic, declare
 
 __all__ = [
     "HandlerTable",
+    "Outgoing",
     "PayloadError",
     "Topic",
     "TopicWithoutHandler",
     "declare",
     "enqueue",
+    "enqueue_many",
     "redrive",
     "register_handlers",
     "route",

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -62,6 +62,17 @@ class Claim:
 # --- enqueue ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Outgoing(Generic[P]):
+    """One call to record with `enqueue_many`; the fields are `enqueue`'s."""
+
+    topic: Topic[P]
+    payload: P
+    idempotency_key: str
+    after: int | None = None
+    not_before: datetime | None = None
+
+
 async def enqueue(
     *,
     topic: Topic[P],
@@ -87,39 +98,64 @@ async def enqueue(
     the row is found) or roll back (then this insert wins). No exception is raised inside the
     caller's transaction, so on PostgreSQL it stays usable.
     """
+    outgoing = Outgoing(topic, payload, idempotency_key, after=after, not_before=not_before)
+    (message,) = await enqueue_many([outgoing], connection=connection, clock=clock)
+    return message
+
+
+async def enqueue_many(
+    messages: Sequence[Outgoing[Any]], *, connection: BaseDBAsyncClient | None = None, clock: Clock
+) -> list[OutboxMessage]:
+    """`enqueue` for several calls of one change in two statements (one INSERT, one SELECT), not
+    two each; the rows in the order given. Keys must differ within one call."""
+    keys = [m.idempotency_key for m in messages]
+    if len(set(keys)) != len(keys):
+        raise ValueError("enqueue_many: each message needs its own idempotency key")
+    now = _utc(clock.now())
+    rows = []
+    for m in messages:
+        _check(m)
+        rows.append(
+            OutboxMessage(
+                topic=m.topic.name,
+                payload=encode(m.payload),
+                idempotency_key=m.idempotency_key,
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=max(now, _utc(m.not_before)) if m.not_before is not None else now,
+                created_at=now,
+                after_id=m.after,
+            )
+        )
+    if not rows:
+        return []
+    await OutboxMessage.bulk_create(rows, ignore_conflicts=True, using_db=connection)
+    stored = {
+        row.idempotency_key: row
+        for row in await OutboxMessage.filter(idempotency_key__in=keys).using_db(connection)
+    }
+    found = []
+    for m in messages:
+        row = stored[m.idempotency_key]
+        if row.topic != m.topic.name or not _same_payload(m.topic, row.payload, m.payload):
+            raise OutboxKeyConflict(
+                f"idempotency key {m.idempotency_key!r} is already used by outbox message {row.id} "
+                f"({row.topic}) with another payload"
+            )
+        found.append(row)
+    return found
+
+
+def _check(message: Outgoing[Any]) -> None:
+    topic, payload, key = message.topic, message.payload, message.idempotency_key
     if not isinstance(topic, Topic):
         raise TypeError(f"topic must be a declared Topic, not {type(topic).__name__}")
     require_handler(topic)
-    if not idempotency_key or len(idempotency_key) > _KEY_MAX:
+    if not key or len(key) > _KEY_MAX:
         raise ValueError(f"idempotency_key must be 1..{_KEY_MAX} characters")
     if type(payload) is not topic.payload:
         wanted, given = topic.payload.__qualname__, type(payload).__qualname__
         raise PayloadError(f"{topic.name}: the payload must be a {wanted}, not {given}")
-    stored = encode(payload)
-    now = _utc(clock.now())
-    await OutboxMessage.bulk_create(
-        [
-            OutboxMessage(
-                topic=topic.name,
-                payload=stored,
-                idempotency_key=idempotency_key,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=max(now, _utc(not_before)) if not_before is not None else now,
-                created_at=now,
-                after_id=after,
-            )
-        ],
-        ignore_conflicts=True,
-        using_db=connection,
-    )
-    message = await OutboxMessage.get(idempotency_key=idempotency_key, using_db=connection)
-    if message.topic != topic.name or not _same_payload(topic, message.payload, payload):
-        raise OutboxKeyConflict(
-            f"idempotency key {idempotency_key!r} is already used by outbox message {message.id} "
-            f"({message.topic}) with another payload"
-        )
-    return message
 
 
 def _same_payload(topic: Topic[P], stored: Any, payload: P) -> bool:

@@ -29,8 +29,10 @@ from services.outbox.handlers import Handler, handlers_registered
 from services.outbox.models import OutboxMessage
 from services.outbox.store import (
     OutboxKeyConflict,
+    Outgoing,
     claim_batch,
     enqueue,
+    enqueue_many,
     mark_delivered,
     outbox_stats,
     purge_delivered,
@@ -263,6 +265,46 @@ async def test_the_same_key_twice_is_one_row(database: Db, frozen: FrozenClock) 
     handler = Recorder()
     assert await worker({TOPIC: handler}, frozen).run_once() == 2
     assert sorted(key for _, key in handler.calls) == ["other", "same"]
+
+
+async def test_enqueue_many_writes_each_call_once_and_keeps_the_key_rules(
+    database: Db, frozen: FrozenClock
+) -> None:
+    """One INSERT for several calls: rows in the order given, an existing key returns its row,
+    a reused key with another payload is a conflict (and nothing of the batch is kept), and a
+    scheduled one waits for its time."""
+    existing = await put(frozen, 1, key="b")
+    later = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    async with in_transaction() as conn:
+        rows = await enqueue_many(
+            [
+                Outgoing(TOPIC, Numbered(0), "a"),
+                Outgoing(TOPIC, Numbered(1), "b"),
+                Outgoing(TOPIC, Numbered(2), "c", not_before=later),
+            ],
+            connection=conn,
+            clock=frozen,
+        )
+    assert [r.idempotency_key for r in rows] == ["a", "b", "c"]
+    assert rows[1].id == existing.id
+    assert rows[2].next_attempt_at == later
+    assert await OutboxMessage.all().count() == 3
+
+    with pytest.raises(OutboxKeyConflict):
+        async with in_transaction() as conn:
+            await enqueue_many(
+                [Outgoing(TOPIC, Numbered(3), "d"), Outgoing(TOPIC, Numbered(99), "a")],
+                connection=conn,
+                clock=frozen,
+            )
+    assert await OutboxMessage.filter(idempotency_key="d").count() == 0  # rolled back with it
+    with pytest.raises(ValueError, match="own idempotency key"):
+        twice = [Outgoing(TOPIC, Numbered(4), "e"), Outgoing(TOPIC, Numbered(4), "e")]
+        await enqueue_many(twice, clock=frozen)
+
+    handler = Recorder()
+    assert await worker({TOPIC: handler}, frozen).run_once() == 2  # "c" is not due yet
+    assert sorted(key for _, key in handler.calls) == ["a", "b"]
 
 
 async def test_concurrent_transactions_enqueueing_one_key_make_one_row(
