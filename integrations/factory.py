@@ -118,7 +118,12 @@ def build_integrations(
         sender_cls = _adapter(bank_http.ADAPTERS, endpoint.adapter, f"bank {endpoint.bank_code}")
         url = endpoint.url or _simulated(settings.banks_simulator_url, f"{endpoint.bank_code}/callback")
         return sender_cls(
-            endpoint, session=session, timeout_s=settings.external_timeout_s, retry=retry, callback_url=url
+            endpoint,
+            session=session,
+            timeout_s=settings.external_timeout_s,
+            retry=retry,
+            callback_url=url,
+            default_mac=bank_http.profile_mac(settings.crypto_profile),
         )
 
     senders = {}
@@ -236,7 +241,7 @@ class SimulatorSuite:
                 processing_s=utilities_processing_s,
                 seed=seed,
             ),
-            banks=BankCallbackSimulator(banks),
+            banks=BankCallbackSimulator(banks, default_mac=bank_http.profile_mac(settings.crypto_profile)),
             sms=SmsGatewaySimulator(
                 api_key=sms_api_key
                 if sms_api_key is not None

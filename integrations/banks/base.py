@@ -7,9 +7,14 @@ from dataclasses import dataclass, field
 
 from integrations.base import ExternalSystem
 
-SIGNATURE_HEADER = "X-Estate-Signature"  # v1 "sha256=<hex>", v2 "v2=<hex>" (integrations/banks/http.py)
+# v1 "sha256=<hex>" / "sm3=<hex>", v2 "v2=<hex>" / "v2-sm3=<hex>" (integrations/banks/http.py)
+SIGNATURE_HEADER = "X-Estate-Signature"
 TIMESTAMP_HEADER = "X-Estate-Timestamp"  # v2: Unix seconds, signed with the body
+HMAC_SHA256 = "hmac-sha256"
+HMAC_SM3 = "hmac-sm3"
+CALLBACK_MACS: frozenset[str] = frozenset({HMAC_SHA256, HMAC_SM3})  # what a bank may verify
 BAD_SIGNATURE = "BAD_SIGNATURE"
+WRONG_MAC = "WRONG_MAC"  # signed, but with a MAC the bank is not configured for
 STALE_TIMESTAMP = "STALE_TIMESTAMP"
 UNKNOWN_FILING = "UNKNOWN_FILING"
 
@@ -23,6 +28,7 @@ class CallbackEndpoint:
     url: str  # empty: the bank simulator's `/<code>/callback`
     secret: str = field(repr=False)
     adapter: str = "signed-json-v1"
+    mac: str | None = None  # one of CALLBACK_MACS; None: the cryptography profile's
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import DEMO_BANKS_FILE, ConfigurationError
+from integrations.banks.base import CALLBACK_MACS
 from standards import gb32100
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -33,6 +34,9 @@ class BankConfig:
     callback_secret: str = field(repr=False)
     scopes: tuple[str, ...] = ()
     adapter: str = "signed-json-v1"
+    # The MAC the bank verifies our callbacks with (`callback_mac`, one of CALLBACK_MACS);
+    # None: the cryptography profile's (HMAC-SHA256 international, HMAC-SM3 national).
+    callback_mac: str | None = None
 
 
 def uscc_valid(code: str) -> bool:
@@ -108,6 +112,9 @@ def _bank(entry: Mapping[str, Any], base_dir: Path | None) -> BankConfig:
     uscc = str(entry["uscc"]).upper()
     if not uscc_valid(uscc):
         raise ValueError(f"unified social credit code {uscc} fails its check")
+    callback_mac = entry.get("callback_mac")
+    if callback_mac is not None and callback_mac not in CALLBACK_MACS:
+        raise ValueError(f"callback_mac must be one of {', '.join(sorted(CALLBACK_MACS))}")
     scopes = entry.get("scopes", [])
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise TypeError("scopes must be a list of strings")
@@ -121,6 +128,7 @@ def _bank(entry: Mapping[str, Any], base_dir: Path | None) -> BankConfig:
         callback_secret=_secret(entry, "callback_secret", base_dir),
         scopes=tuple(scopes),
         adapter=str(entry.get("adapter", "signed-json-v1")),
+        callback_mac=callback_mac,
     )
 
 

@@ -1,5 +1,5 @@
 """Bank callback senders. A bank's `adapter` (its `participating_bank` row, or config/banks.toml
-for the integration tests) picks one from ADAPTERS.
+for the integration tests) picks one from ADAPTERS; its MAC (`callback_mac`) picks the HMAC.
 
 "signed-json-v1": POST JSON to the bank's callback URL with `X-Estate-Signature: sha256=<hex>`,
 the HMAC-SHA256 of the exact body bytes under the bank's callback secret, and `Idempotency-Key`
@@ -11,11 +11,25 @@ to the bank at any later time: the signature covers no time.
 receiver refuses a timestamp outside its window (`REPLAY_WINDOW_S` either side of its clock), so a
 captured callback is useless after a few minutes; within the window the `Idempotency-Key` dedupes.
 `verify_v2` is the receiver's check, written once here for the simulator and for banks to copy.
+
+The MAC. A bank verifies one: `hmac-sha256` or `hmac-sm3` (HMAC over SM3, GB/T 32905, RFC 2104
+construction, from standards.crypto_profile `keyed_index`). Which one is the bank's
+configuration (`callback_mac` in config/banks.toml, `CallbackEndpoint.mac`); unset, the
+cryptography profile's (`default_mac`: HMAC-SHA256 international, HMAC-SM3 national). The
+label before `=` names the algorithm, so a receiver can tell what it was sent:
+
+    MAC          v1 header value    v2 header value      (same signed bytes as above)
+    hmac-sha256  sha256=<hex>       v2=<hex>
+    hmac-sm3     sm3=<hex>          v2-sm3=<hex>
+
+HMAC-SHA256 headers are byte for byte what they were before SM3 existed. Invariant: a receiver
+checks with the MAC it is configured for and nothing else; a value labelled for another MAC is
+refused (`WRONG_MAC`, 401) without being computed, so a sender cannot choose a weaker MAC for a
+bank than the bank chose, and the label is never trusted to pick the algorithm (no downgrade).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import time
@@ -26,15 +40,19 @@ import aiohttp
 
 from integrations.banks.base import (
     BAD_SIGNATURE,
+    HMAC_SHA256,
+    HMAC_SM3,
     SIGNATURE_HEADER,
     STALE_TIMESTAMP,
     TIMESTAMP_HEADER,
+    WRONG_MAC,
     BankAck,
     CallbackEndpoint,
 )
 from integrations.banks.config import BankConfig
 from integrations.base import HttpAdapter, RetryPolicy
 from integrations.errors import RequestRejected
+from standards.crypto_profile import INTERNATIONAL, NATIONAL, ProfileName, keyed_index
 
 # Business codes in a bank's answer body. Source: the callback interface we publish to banks
 # (docs/integrations.md); banks answer HTTP 200 with one of these.
@@ -46,17 +64,49 @@ ACK_CODES: dict[str, str | None] = {
 EVENT = "mortgage_filing.status_changed"
 REPLAY_WINDOW_S = 300
 
+# MAC -> (the profile whose keyed index it is, v1 label, v2 label). Source: the module docstring,
+# which is the callback interface we publish to banks.
+MACS: dict[str, tuple[ProfileName, str, str]] = {
+    HMAC_SHA256: (INTERNATIONAL, "sha256", "v2"),
+    HMAC_SM3: (NATIONAL, "sm3", "v2-sm3"),
+}
+_LABELS: dict[str, str] = {label: mac for mac, (_, v1, v2) in MACS.items() for label in (v1, v2)}
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+def profile_mac(profile: ProfileName) -> str:
+    """The MAC a bank that configured none verifies under the cryptography profile."""
+    return HMAC_SHA256 if profile == INTERNATIONAL else HMAC_SM3
 
 
-def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
-    return header is not None and hmac.compare_digest(sign(secret, body), header)
+def _hex(mac: str, secret: str, data: bytes) -> str:
+    return keyed_index(MACS[mac][0], secret.encode(), data).hex()
 
 
-def sign_v2(secret: str, timestamp: int, body: bytes) -> str:
-    return "v2=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def labelled_mac(header: str | None) -> str | None:
+    """The MAC a signature header's label names (`sm3=...` -> hmac-sm3); None if none we know."""
+    return _LABELS.get(header.partition("=")[0]) if header and "=" in header else None
+
+
+def sign(secret: str, body: bytes, mac: str = HMAC_SHA256) -> str:
+    return f"{MACS[mac][1]}={_hex(mac, secret, body)}"
+
+
+def verify_v1(secret: str, body: bytes, signature: str | None, mac: str = HMAC_SHA256) -> str | None:
+    """None if `signature` is the bank's MAC of the body, else why not (BAD_SIGNATURE, WRONG_MAC)."""
+    named = labelled_mac(signature)
+    if signature is None or named is None:
+        return BAD_SIGNATURE
+    if named != mac:
+        return WRONG_MAC
+    return None if hmac.compare_digest(sign(secret, body, mac), signature) else BAD_SIGNATURE
+
+
+def signature_valid(secret: str, body: bytes, header: str | None, mac: str = HMAC_SHA256) -> bool:
+    return verify_v1(secret, body, header, mac) is None
+
+
+def sign_v2(secret: str, timestamp: int, body: bytes, mac: str = HMAC_SHA256) -> str:
+    return f"{MACS[mac][2]}={_hex(mac, secret, f'{timestamp}.'.encode() + body)}"
 
 
 def verify_v2(
@@ -67,12 +117,16 @@ def verify_v2(
     signature: str | None,
     now: float,
     window_s: float = REPLAY_WINDOW_S,
+    mac: str = HMAC_SHA256,
 ) -> str | None:
-    """None if the callback is genuine and fresh, else why not (BAD_SIGNATURE, STALE_TIMESTAMP).
-    The signature is checked first: an unsigned timestamp says nothing."""
+    """None if the callback is genuine and fresh, else why not (BAD_SIGNATURE, WRONG_MAC,
+    STALE_TIMESTAMP). The signature is checked first: an unsigned timestamp says nothing."""
     if timestamp is None or signature is None or not timestamp.isdigit() or len(timestamp) > 12:
         return BAD_SIGNATURE
-    if not hmac.compare_digest(sign_v2(secret, int(timestamp), body), signature):
+    named = labelled_mac(signature)
+    if named is not None and named != mac:
+        return WRONG_MAC
+    if not hmac.compare_digest(sign_v2(secret, int(timestamp), body, mac), signature):
         return BAD_SIGNATURE
     if abs(now - int(timestamp)) > window_s:
         return STALE_TIMESTAMP
@@ -83,7 +137,11 @@ def endpoint_of(bank: BankConfig | CallbackEndpoint) -> CallbackEndpoint:
     if isinstance(bank, CallbackEndpoint):
         return bank
     return CallbackEndpoint(
-        bank_code=bank.code, url=bank.callback_url, secret=bank.callback_secret, adapter=bank.adapter
+        bank_code=bank.code,
+        url=bank.callback_url,
+        secret=bank.callback_secret,
+        adapter=bank.adapter,
+        mac=bank.callback_mac,
     )
 
 
@@ -101,14 +159,19 @@ class SignedJsonCallback(HttpAdapter):
         retry: RetryPolicy,
         callback_url: str | None = None,
         now: Callable[[], float] = time.time,
+        default_mac: str = HMAC_SHA256,
     ) -> None:
         self.endpoint = endpoint_of(bank)
+        # The bank's own choice, else the profile's (the composition root passes `profile_mac`).
+        self.mac = self.endpoint.mac or default_mac
+        if self.mac not in MACS:
+            raise ValueError(f"bank {self.endpoint.bank_code}: unknown callback MAC {self.mac!r}")
         url = callback_url or self.endpoint.url
         super().__init__(base_url=url, session=session, timeout_s=timeout_s, retry=retry)
         self._now = now
 
     def _signature_headers(self, body: bytes) -> dict[str, str]:
-        return {SIGNATURE_HEADER: sign(self.endpoint.secret, body)}
+        return {SIGNATURE_HEADER: sign(self.endpoint.secret, body, self.mac)}
 
     async def send(
         self, idempotency_key: str, filing_ref: str, status: str, certificate_number: str | None, detail: str
@@ -160,7 +223,7 @@ class SignedJsonCallbackV2(SignedJsonCallback):
         timestamp = int(self._now())
         return {
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign_v2(self.endpoint.secret, timestamp, body),
+            SIGNATURE_HEADER: sign_v2(self.endpoint.secret, timestamp, body, self.mac),
         }
 
 

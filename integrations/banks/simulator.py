@@ -8,6 +8,10 @@ A bank that signed up for `signed-json-v2` checks the timestamp too: a callback 
 `window_s` from the simulator's clock is refused (401 STALE_TIMESTAMP), as a real bank refuses a
 replay. A bank registered with us at run time is added here with `add_bank` (or
 `POST /_sim/banks`), as the real bank would configure the secret agreed with us.
+
+Each bank checks the one MAC it is configured for (`callback_mac`, else the simulator's
+`default_mac`, the cryptography profile's when the composition root passes it): HMAC-SHA256 or
+HMAC-SM3 (integrations/banks/http.py). A callback signed with another is refused, 401 WRONG_MAC.
 """
 
 from __future__ import annotations
@@ -18,26 +22,36 @@ from typing import Any
 
 from aiohttp import web
 
-from integrations.banks.base import BAD_SIGNATURE, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from integrations.banks.base import HMAC_SHA256, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from integrations.banks.config import BankConfig
-from integrations.banks.http import REPLAY_WINDOW_S, signature_valid, verify_v2
+from integrations.banks.http import MACS, REPLAY_WINDOW_S, verify_v1, verify_v2
 from integrations.simulator import Reply, SimRejection, Simulator
 
 
 class BankCallbackSimulator(Simulator):
     name = "banks"
 
-    def __init__(self, banks: Iterable[BankConfig] = (), **kwargs: Any) -> None:
+    def __init__(
+        self, banks: Iterable[BankConfig] = (), *, default_mac: str = HMAC_SHA256, **kwargs: Any
+    ) -> None:
+        banks = list(banks)
+        self.default_mac = default_mac
         self.secrets = {bank.code: bank.callback_secret for bank in banks}
         self.versions = {bank.code: bank.adapter for bank in banks}
+        self.macs = {bank.code: bank.callback_mac or default_mac for bank in banks}
         self.window_s: float = REPLAY_WINDOW_S
         self.deliveries: list[dict[str, Any]] = []
         self.unknown_filings: set[str] = set()
         super().__init__(**kwargs)
 
-    def add_bank(self, code: str, secret: str, adapter: str = "signed-json-v2") -> None:
+    def add_bank(
+        self, code: str, secret: str, adapter: str = "signed-json-v2", mac: str | None = None
+    ) -> None:
+        if mac is not None and mac not in MACS:
+            raise ValueError(f"unknown callback MAC {mac!r}")
         self.secrets[code] = secret
         self.versions[code] = adapter
+        self.macs[code] = mac or self.default_mac
 
     def _reset_effects(self) -> None:
         self.deliveries.clear()
@@ -63,6 +77,7 @@ class BankCallbackSimulator(Simulator):
         if secret is None:
             raise SimRejection(404, "UNKNOWN_BANK", f"no bank {bank} here")
         raw = await request.read()
+        mac = self.macs.get(bank, self.default_mac)
         if self.versions.get(bank) == "signed-json-v2":
             refusal = verify_v2(
                 secret,
@@ -71,11 +86,10 @@ class BankCallbackSimulator(Simulator):
                 signature=request.headers.get(SIGNATURE_HEADER),
                 now=self.clock().timestamp(),
                 window_s=self.window_s,
+                mac=mac,
             )
         else:
-            refusal = (
-                None if signature_valid(secret, raw, request.headers.get(SIGNATURE_HEADER)) else BAD_SIGNATURE
-            )
+            refusal = verify_v1(secret, raw, request.headers.get(SIGNATURE_HEADER), mac)
         valid = refusal is None
         try:
             payload = json.loads(raw)
@@ -86,13 +100,16 @@ class BankCallbackSimulator(Simulator):
                 "bank_code": bank,
                 "signature_valid": valid,
                 "refusal": refusal,
+                "mac": mac,
                 "idempotency_key": request.headers.get("Idempotency-Key"),
                 "payload": payload,
                 "received_at": self.clock().isoformat(),
             }
         )
         if refusal is not None:
-            raise SimRejection(401, refusal, "signature does not match the body, or is not fresh")
+            raise SimRejection(
+                401, refusal, f"signature is not this bank's {mac} of the body, or is not fresh"
+            )
         if not isinstance(payload, dict):
             raise SimRejection(400, "BAD_REQUEST", "body is not a JSON object")
         if payload.get("filing_ref") in self.unknown_filings:
@@ -106,5 +123,11 @@ class BankCallbackSimulator(Simulator):
 
     async def _admin_add_bank(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.add_bank(str(body["code"]), str(body["secret"]), str(body.get("adapter", "signed-json-v2")))
+        mac = body.get("mac")
+        self.add_bank(
+            str(body["code"]),
+            str(body["secret"]),
+            str(body.get("adapter", "signed-json-v2")),
+            str(mac) if mac is not None else None,
+        )
         return Reply(200, {"code": "0000"}).to_response()

@@ -5,7 +5,11 @@ value written in the source would give every install the same keys, and anyone w
 source could sign an admin token for all of them (issue 8, item 5). Instead each install makes its
 own on first start:
 
-- `jwt-ed25519.pem`: the access-token signing key, unless `ESTATE_JWT_PRIVATE_KEY_FILE` is set;
+- `jwt-ed25519.pem` (international profile) or `jwt-sm2.pem` (national): the access-token signing
+  key, unless `ESTATE_JWT_PRIVATE_KEY_FILE` is set. When the cryptography profile changes, the
+  key of the other algorithm is retired as `jwt-ed25519.pub.pem` / `jwt-sm2.pub.pem` (public
+  half written first, then the private file deleted), so the tokens it signed keep verifying
+  until they expire and it can sign no more (`jwt_keys`);
 - `install-secrets.json`: the OTP/HMAC secret, the PII encryption key and the blind-index key,
   each only where the setting was left at its published development default.
 - `pii-sm4-gcm.key`: the national profile's personal-data key (SM4-GCM, 16 bytes, base64),
@@ -30,6 +34,7 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,10 +42,21 @@ from typing import Any
 from pydantic import SecretStr
 
 from config.settings import DEV_PII_KEY, DEV_SECRET, Profile
+from standards.crypto_profile import (
+    EDDSA,
+    SM2SM3,
+    SignatureAlgorithm,
+    SigningKey,
+    VerifyingKey,
+    generate_signing_key,
+    load_signing_key,
+    load_verifying_key,
+)
 
 log = logging.getLogger("estate.install_keys")
 
-JWT_KEY_FILE = "jwt-ed25519.pem"
+JWT_KEY_FILE = "jwt-ed25519.pem"  # the international profile's (the only one before the national)
+JWT_KEY_FILES: dict[SignatureAlgorithm, str] = {EDDSA: JWT_KEY_FILE, SM2SM3: "jwt-sm2.pem"}
 PII_SM4_KEY_FILE = "pii-sm4-gcm.key"
 SECRETS_FILE = "install-secrets.json"
 _DEV_BLIND_INDEX_KEY = DEV_SECRET + "-blind-index"
@@ -83,6 +99,70 @@ def ensure_private_key(path: Path, make: Callable[[], bytes]) -> Path:
         log.info("made a new install key", extra={"path": str(path)})
     _check_private(path)
     return path
+
+
+def _retired_name(key_file: str) -> str:
+    return key_file.removesuffix(".pem") + ".pub.pem"
+
+
+def jwt_keys(key_dir: Path, algorithm: SignatureAlgorithm) -> tuple[SigningKey, list[VerifyingKey]]:
+    """This install's access-token key of `algorithm` (made on first start), and the public keys it
+    retired when the profile changed, which keep verifying.
+
+    A private key file of the other algorithm means the profile changed since it was made: it is
+    retired here, public half first (written whole, then renamed into place), private file
+    deleted after, so a crash in between leaves both and the next start finishes the job. Two
+    processes starting at once may both retire it: they write the same public key, and the
+    second unlink finds nothing."""
+    path = ensure_private_key(
+        key_dir / JWT_KEY_FILES[algorithm], lambda: generate_signing_key(algorithm).pem()
+    )
+    signing = _load_jwt_key(path)
+    if signing.algorithm != algorithm:
+        raise KeyFileError(
+            f"{path} holds a {signing.algorithm} key, not {algorithm}: remove it to have one made"
+        )
+    for other, name in JWT_KEY_FILES.items():
+        if other != algorithm:
+            _retire(key_dir / name)
+    previous = []
+    for name in JWT_KEY_FILES.values():  # a key retired two switches ago may still verify: harmless
+        retired = key_dir / _retired_name(name)
+        if retired.exists():
+            try:
+                previous.append(load_verifying_key(retired.read_bytes()))
+            except ValueError as exc:
+                raise KeyFileError(f"{retired} is not a PEM public key of Ed25519 or SM2: {exc}") from exc
+    return signing, previous
+
+
+def _load_jwt_key(path: Path) -> SigningKey:
+    _check_private(path)
+    try:
+        return load_signing_key(path.read_bytes())
+    except ValueError as exc:
+        raise KeyFileError(f"{path} is not a PEM private key of Ed25519 or SM2: {exc}") from exc
+
+
+def _retire(path: Path) -> None:
+    """Keep the public half of the private key at `path`, then delete the private key."""
+    try:
+        old = _load_jwt_key(path).public_key()
+    except FileNotFoundError:
+        return  # nothing to retire, or another process retired it a moment ago
+    retired = path.with_name(_retired_name(path.name))
+    fd, tmp = tempfile.mkstemp(prefix=retired.name, suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as out:
+        out.write(old.pem())
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, retired)
+    path.unlink(missing_ok=True)
+    log.warning(
+        "the cryptography profile changed: retired the access-token key of the other algorithm, "
+        "which keeps verifying the tokens it signed",
+        extra={"path": str(retired), "algorithm": old.algorithm},
+    )
 
 
 def _fresh_secrets() -> dict[str, str]:

@@ -1,10 +1,26 @@
-"""Access tokens: short-lived EdDSA (Ed25519) JWTs with a `kid`, verified strictly.
+"""Access tokens: short-lived JWTs with a `kid`, signed EdDSA (Ed25519) or SM2SM3, verified strictly.
 
-The private key comes from a PEM file: in production the one configured; in the embedded profile,
-unless one is configured, a random key made for this install on first start and kept under
-`key_dir` with owner-only permissions (services/identity/install_keys.py). No key is ever derived from a
-value written in the source: anyone could then sign an admin token for every install. Previous
-public keys stay accepted during a rotation, and all are published at /.well-known/jwks.json.
+The cryptography profile (`ESTATE_CRYPTO_PROFILE`, standards/crypto_profile.py) chooses the
+algorithm of the key that signs: `international` Ed25519 (JOSE `EdDSA`), `national` SM2 with SM3
+(`SM2SM3`, our name; no JOSE algorithm is registered for SM2). PyJWT knows no SM2, so both
+algorithms are registered on a PyJWS instance of this signer's own (`access_token_jws`), backed by
+the profile module's keys; PyJWT's global functions are left as they are, so nothing else in the
+process accepts `SM2SM3`, and this instance accepts nothing but the two (no `none`, no HS256).
+
+Invariant: the header's `alg` must equal the algorithm of the key its `kid` names, and the key
+is handed to PyJWS for that algorithm only (which checks it again), so a token is never checked
+with another algorithm than the one its key was made for (no algorithm confusion, RFC 8725 §2.1).
+Keys of either algorithm may verify: after a profile switch the old key, listed as a previous
+public key, keeps verifying what it signed until those tokens expire.
+
+The private key comes from a PEM file: in production the one configured, which must be of the
+profile's algorithm (a configured key of the other one is refused at start, in any profile); in
+the embedded profile, unless one is configured, a random key made for this install on first
+start and kept under `key_dir` with owner-only permissions (services/identity/install_keys.py
+`jwt_keys`, which also retires the key of the other algorithm when the profile changed). No key
+is ever derived from a value written in the source: anyone could then sign an admin token for
+every install. Previous public keys stay accepted during a rotation, and all are published at
+/.well-known/jwks.json, each with its `alg`.
 
 A token's lifetime (`exp - iat`) may not exceed the configured one: a token minted with a long
 life by a leaked key or a bug would otherwise outlive every revocation horizon.
@@ -12,35 +28,101 @@ life by a leaked key or a bug would otherwise outlive every revocation horizon.
 
 from __future__ import annotations
 
-import base64
 import hashlib
+import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from jwt.algorithms import Algorithm
 
+from config.settings import ConfigurationError
 from services.clock import Clock
 from services.errors import TokenInvalid
 from services.identity import install_keys as install_keys
+from standards.crypto_profile import (
+    EDDSA,
+    SM2SM3,
+    Ed25519Signing,
+    Ed25519Verifying,
+    SignatureAlgorithm,
+    SigningKey,
+    VerifyingKey,
+    load_signing_key,
+    load_verifying_key,
+    signature_algorithm,
+    verifying_key_from_jwk,
+)
 
-ALGORITHM = "EdDSA"
+ALGORITHMS: frozenset[str] = frozenset({EDDSA, SM2SM3})
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss", "jti"]
 LEEWAY_S = 5
 _VERIFIED_CACHE_SIZE = 20_000
 
 
-def _kid(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+class _ProfileKeyAlgorithm(Algorithm):
+    """One JOSE algorithm (`EdDSA` or `SM2SM3`) over standards.crypto_profile's keys: signs with a
+    SigningKey and verifies with a VerifyingKey of that algorithm only."""
+
+    def __init__(self, name: SignatureAlgorithm) -> None:
+        self.name = name
+
+    def prepare_key(self, key: Any) -> Any:
+        usable = hasattr(key, "sign") or hasattr(key, "verify")
+        if getattr(key, "algorithm", None) != self.name or not usable:
+            raise jwt.InvalidKeyError(f"not a {self.name} key of standards.crypto_profile")
+        return key
+
+    def sign(self, msg: bytes, key: Any) -> bytes:
+        if _public(key):
+            raise jwt.InvalidKeyError("a public key cannot sign")
+        signature: bytes = key.sign(msg)
+        return signature
+
+    def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
+        public = key if _public(key) else key.public_key()
+        return bool(public.verify(sig, msg))
+
+    @staticmethod
+    def to_jwk(key_obj: Any, as_dict: bool = False) -> Any:
+        public = key_obj if _public(key_obj) else key_obj.public_key()
+        entry = public.jwk()
+        return entry if as_dict else json.dumps(entry)
+
+    @staticmethod
+    def from_jwk(jwk: str | dict[str, Any]) -> VerifyingKey:
+        return verifying_key_from_jwk(json.loads(jwk) if isinstance(jwk, str) else jwk)
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _public(key: Any) -> bool:
+    return hasattr(key, "verify") and not hasattr(key, "sign")
+
+
+def access_token_jws() -> jwt.PyJWS:
+    """A PyJWS that knows `EdDSA` and `SM2SM3` over our keys, and no other algorithm."""
+    jws = jwt.PyJWS(algorithms=[])
+    for name in (EDDSA, SM2SM3):
+        jws.register_algorithm(name, _ProfileKeyAlgorithm(name))
+    return jws
+
+
+def kid_of(public_key: VerifyingKey) -> str:
+    """SHA-256 of the raw key (Ed25519: 32 bytes; SM2: 04 || x || y), 16 hex digits. A name, not a
+    security function, so SHA-256 under both profiles: an Ed25519 key keeps the kid it always had."""
+    return hashlib.sha256(public_key.identity()).hexdigest()[:16]
+
+
+def _signing(key: SigningKey | Ed25519PrivateKey) -> SigningKey:
+    return Ed25519Signing(key) if isinstance(key, Ed25519PrivateKey) else key
+
+
+def _verifying(key: VerifyingKey | Ed25519PublicKey) -> VerifyingKey:
+    return Ed25519Verifying(key) if isinstance(key, Ed25519PublicKey) else key
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,48 +145,62 @@ class TokenSigner:
     def __init__(
         self,
         *,
-        private_key: Ed25519PrivateKey,
+        private_key: SigningKey | Ed25519PrivateKey,
         issuer: str,
         audience: str,
         ttl_s: int,
         clock: Clock,
-        previous_public_keys: list[Ed25519PublicKey] | None = None,
+        previous_public_keys: Sequence[VerifyingKey | Ed25519PublicKey] = (),
     ) -> None:
-        self._private_key = private_key
+        self._private_key = _signing(private_key)
         self._issuer = issuer
         self._audience = audience
         self._ttl = timedelta(seconds=ttl_s)
         self._clock = clock
-        public = private_key.public_key()
-        self.kid = _kid(public)
-        self._public_keys: dict[str, Ed25519PublicKey] = {self.kid: public}
+        self._jws = access_token_jws()
+        public = self._private_key.public_key()
+        self.kid = kid_of(public)
+        self._public_keys: dict[str, VerifyingKey] = {}
+        for key in previous_public_keys:
+            verifying = _verifying(key)
+            self._public_keys[kid_of(verifying)] = verifying
+        self._public_keys[self.kid] = public
         self._verified: dict[str, tuple[Principal, int]] = {}
-        for key in previous_public_keys or []:
-            self._public_keys[_kid(key)] = key
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock) -> TokenSigner:
+        """The configured key, which must be of the cryptography profile's algorithm (production
+        and embedded alike: a configured file is never changed here), or, unconfigured (the
+        embedded profile; production refuses to start without one, config/settings.py), this
+        install's own key of the profile's algorithm (install_keys.jwt_keys)."""
+        algorithm = signature_algorithm(settings.crypto_profile)
+        previous: list[VerifyingKey] = []
         if settings.jwt_private_key_file:
             key_file = Path(settings.jwt_private_key_file)
+            try:
+                private_key = load_signing_key(key_file.read_bytes())
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"the access-token key {key_file} must be a PEM private key of Ed25519 or SM2: {exc}"
+                ) from exc
+            if private_key.algorithm != algorithm:
+                raise ConfigurationError(
+                    f"refusing to start: the access-token key {key_file} (ESTATE_JWT_PRIVATE_KEY_FILE) "
+                    f"is {private_key.algorithm}, but ESTATE_CRYPTO_PROFILE={settings.crypto_profile} "
+                    f"signs access tokens with {algorithm}. Configure a key of {algorithm} "
+                    f"(`openssl genpkey -algorithm {'SM2' if algorithm == SM2SM3 else 'ED25519'}`), and "
+                    f"list the old key's public half in ESTATE_JWT_PREVIOUS_PUBLIC_KEY_FILES so the "
+                    f"tokens it signed stay valid until they expire"
+                )
         else:
-            # Production refuses to start without a configured key (config/settings.py).
-            key_file = install_keys.ensure_private_key(
-                Path(settings.key_dir) / install_keys.JWT_KEY_FILE,
-                lambda: Ed25519PrivateKey.generate().private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                ),
-            )
-        loaded = serialization.load_pem_private_key(key_file.read_bytes(), None)
-        if not isinstance(loaded, Ed25519PrivateKey):
-            raise ValueError(f"the JWT private key in {key_file} must be an Ed25519 key")
-        private_key = loaded
-        previous = []
+            private_key, previous = install_keys.jwt_keys(Path(settings.key_dir), algorithm)
         for path in settings.jwt_previous_public_key_files:
-            key = serialization.load_pem_public_key(Path(path).read_bytes())
-            if isinstance(key, Ed25519PublicKey):
-                previous.append(key)
+            try:
+                previous.append(load_verifying_key(Path(path).read_bytes()))
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"the previous access-token key {path} must be a PEM public key of Ed25519 or SM2: {exc}"
+                ) from exc
         return cls(
             private_key=private_key,
             issuer=settings.jwt_issuer,
@@ -113,6 +209,11 @@ class TokenSigner:
             clock=clock,
             previous_public_keys=previous,
         )
+
+    @property
+    def algorithm(self) -> SignatureAlgorithm:
+        """What this signer signs with (the keys it verifies may be of either algorithm)."""
+        return self._private_key.algorithm
 
     @property
     def ttl_s(self) -> int:
@@ -131,8 +232,14 @@ class TokenSigner:
             "exp": exp,
             "jti": secrets.token_urlsafe(12),
         }
-        token = jwt.encode(payload, self._private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
-        return token, exp
+        return self._encode(payload), exp
+
+    def _encode(self, payload: dict[str, Any]) -> str:
+        """The claims as they are, signed with the current key: the bytes PyJWT's `jwt.encode`
+        makes (sorted header, compact JSON)."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        key: Any = self._private_key  # PyJWS types name cryptography's keys; ours go to our Algorithm
+        return self._jws.encode(body, key, algorithm=self.algorithm, headers={"kid": self.kid})
 
     def verify(self, token: str) -> Principal:
         """Check signature, audience, issuer and times. A token seen before skips the signature
@@ -159,33 +266,27 @@ class TokenSigner:
 
     def _verify_uncached(self, token: str) -> tuple[Principal, int]:
         try:
-            header = jwt.get_unverified_header(token)
+            header = self._jws.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenInvalid(reason="malformed") from exc
-        if header.get("alg") != ALGORITHM:
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
             raise TokenInvalid(reason="algorithm")
         key = self._public_keys.get(str(header.get("kid")))
         if key is None:
             raise TokenInvalid(reason="unknown_kid")
+        if alg != key.algorithm:
+            raise TokenInvalid(reason="algorithm")
         try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=self._audience,
-                issuer=self._issuer,
-                # Time claims are checked below against the injected clock, not the wall clock.
-                options={
-                    "require": REQUIRED_CLAIMS,
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
-        except jwt.PyJWTError as exc:
+            body = self._jws.decode(token, cast(Any, key), algorithms=[key.algorithm])
+            claims = json.loads(body)
+        except (jwt.PyJWTError, ValueError, RecursionError) as exc:
             raise TokenInvalid(reason="invalid") from exc
+        if not self._claims_valid(claims):
+            raise TokenInvalid(reason="invalid")
         if not isinstance(claims["exp"], int) or not isinstance(claims["iat"], int):
             raise TokenInvalid(reason="invalid")
+        # Against the injected clock, not the wall clock (PyJWS checks no claim).
         self._check_times(exp=claims["exp"], iat=claims["iat"])
         principal = Principal(
             subject=claims["sub"],
@@ -201,18 +302,21 @@ class TokenSigner:
         )
         return principal, claims["iat"]
 
+    def _claims_valid(self, claims: Any) -> bool:
+        """Every required claim, ours as issuer, us among the audience; `sub` and `jti` strings."""
+        if not isinstance(claims, dict) or any(name not in claims for name in REQUIRED_CLAIMS):
+            return False
+        audience = claims["aud"]
+        audiences = [audience] if isinstance(audience, str) else audience
+        return (
+            isinstance(audiences, list)
+            and self._audience in audiences
+            and claims["iss"] == self._issuer
+            and isinstance(claims["sub"], str)
+            and isinstance(claims["jti"], str)
+        )
+
     def jwks(self) -> dict[str, Any]:
-        keys = []
-        for kid, key in self._public_keys.items():
-            raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            keys.append(
-                {
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": _b64url(raw),
-                    "kid": kid,
-                    "alg": ALGORITHM,
-                    "use": "sig",
-                }
-            )
-        return {"keys": keys}
+        """RFC 7517 JWK Set of every key that verifies, the current one first, each with its `alg`."""
+        order = sorted(self._public_keys, key=lambda kid: (kid != self.kid, kid))
+        return {"keys": [{**self._public_keys[kid].jwk(), "kid": kid, "use": "sig"} for kid in order]}

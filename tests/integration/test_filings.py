@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
-from integrations.banks.base import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from integrations.banks.base import HMAC_SHA256, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from integrations.banks.http import sign_v2
 from services.filings.models import FilingAttachment, MortgageFiling
 from services.messages.models import InboxMessage
@@ -289,7 +289,7 @@ async def test_a_bank_cannot_read_another_banks_filing(client: httpx.AsyncClient
 async def test_the_simulated_bank_refuses_stale_and_tampered_callbacks(app: Any) -> None:
     sim = app.services.simulators.banks
     secret = "s" * 24
-    sim.add_bank("stale-check", secret, "signed-json-v2")
+    sim.add_bank("stale-check", secret, "signed-json-v2", mac=HMAC_SHA256)  # signed below with sign_v2
     body = orjson.dumps(
         {"event": "x", "bank_code": "stale-check", "filing_ref": "MF-1", "status": "accepted"}
     )

@@ -14,7 +14,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from integrations.banks.config import BankConfig
-from integrations.banks.http import SignedJsonCallback
+from integrations.banks.http import SignedJsonCallback, profile_mac
 from integrations.base import RetryPolicy
 from integrations.errors import AdapterNotConfigured, RequestRejected
 from integrations.testing import SimulatedWorld, fast_settings, simulated_integrations
@@ -171,6 +171,7 @@ async def test_bank_refuses_a_callback_with_a_bad_signature(world: SimulatedWorl
             timeout_s=1,
             retry=RetryPolicy(attempts=3),
             callback_url=f"{real.banks_simulator_url}/icbc-sh/callback",
+            default_mac=profile_mac(real.crypto_profile),  # the bank's MAC; only the secret is wrong
         )
         with pytest.raises(RequestRejected) as caught:
             await sender.send(key(), "MF-1", "registered", None, "")

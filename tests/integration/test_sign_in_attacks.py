@@ -23,11 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import DEV_SECRET
 from services.errors import AuthenticationFailed, RateLimited, TokenInvalid
-from services.identity.install_keys import JWT_KEY_FILE
+from services.identity.install_keys import JWT_KEY_FILES
 from services.identity.models import OtpChallenge
 from services.identity.tokens import TokenSigner
 from services.kv import MemoryStore
 from services.ratelimit import RateLimiter
+from standards.crypto_profile import signature_algorithm
 from tests.factories import (
     DEFAULT_STAFF_PASSWORD,
     create_api_client,
@@ -186,7 +187,7 @@ def test_an_embedded_install_makes_its_own_owner_only_key_once(settings, tmp_pat
     first = TokenSigner.from_settings(local, SystemClock())
     again = TokenSigner.from_settings(local, SystemClock())
     other = TokenSigner.from_settings(local.model_copy(update={"key_dir": tmp_path / "other"}), SystemClock())
-    key_file = tmp_path / "keys" / JWT_KEY_FILE
+    key_file = tmp_path / "keys" / JWT_KEY_FILES[signature_algorithm(local.crypto_profile)]
     assert first.kid == again.kid != other.kid
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
@@ -272,7 +273,7 @@ async def test_a_token_longer_lived_than_configured_is_refused(client, app, vaul
         "exp": now + 10 * 365 * 24 * 3600,
         "jti": f"long-{os.urandom(4).hex()}",
     }
-    token = jwt.encode(claims, signer._private_key, algorithm="EdDSA", headers={"kid": signer.kid})
+    token = signer._encode(claims)
     r = await client.get("/api/v1/me", headers=bearer(token))
     assert r.status_code == 401 and r.json()["reason"] == "lifetime"
 
