@@ -68,6 +68,7 @@ def _serve(settings: Settings, *, demo: bool) -> None:
         port=settings.port,
         workers=settings.workers,
         single_process=single,
+        backlog=settings.listen_backlog,
         access_log=False,
         motd=False,
     )

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    # Connections the kernel queues for accept() (capped by net.core.somaxconn). Sanic's default,
+    # 100, overflows when a slot release brings hundreds of new connections at once: the SYNs
+    # dropped are retried by the clients after a second (bench/rush.py saw it as a 1 s tail).
+    listen_backlog: int = Field(default=1024, ge=1, le=65535)
     public_base_url: str = ""
     # Reverse proxies in front of the service that append to X-Forwarded-For (Sanic's
     # PROXIES_COUNT). 0 trusts no header and uses the peer address: right when clients connect

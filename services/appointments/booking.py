@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +36,7 @@ from tortoise.transactions import in_transaction
 
 from integrations.errors import IntegrationError, RequestRejected
 from integrations.tax.base import TaxSystem
+from services.appointments.admission import SlotAdmission
 from services.appointments.models import BOOKED, NO_SHOW, Appointment, Slot
 from services.appointments.policy import (
     AppointmentPolicy,
@@ -77,6 +77,9 @@ from services.outbox import Outgoing, enqueue, enqueue_many
 log = logging.getLogger("estate.appointments")
 
 APPOINTMENT_MESSAGE = "appointment"
+# Bookings of one slot running their transaction at once in one process (admission.py); more
+# wait without a pooled connection. Eight: as many as a slot has seat stripes at most (seats.py).
+BOOKINGS_PER_SLOT = 8
 
 
 async def open_slot(
@@ -177,34 +180,8 @@ class BookingRequest:
     with_tax: bool = False
 
 
-class RecentlyFull:
-    """Slots this process found full in the last `ttl_s` seconds: in a release-time rush almost
-    every attempt is for a slot that filled a moment ago, and this answers those without a
-    database round trip. It can only say "full" for up to `ttl_s` after a seat was freed (the
-    freed seat goes to the waitlist first anyway); it never lets a booking through, so the
-    capacity guarantee stays with the conditional update (`take_seat`)."""
-
-    def __init__(self, ttl_s: float = 2.0, max_entries: int = 10_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._until: dict[int, float] = {}
-
-    def recently(self, slot_id: int) -> bool:
-        until = self._until.get(slot_id)
-        if until is None:
-            return False
-        if until < time.monotonic():
-            self._until.pop(slot_id, None)
-            return False
-        return True
-
-    def forget(self, slot_id: int) -> None:
-        self._until.pop(slot_id, None)
-
-    def saw(self, slot_id: int) -> None:
-        if len(self._until) >= self.max_entries:
-            self._until.clear()
-        self._until[slot_id] = time.monotonic() + self.ttl_s
+class _StillFull(Exception):
+    """The slot was found full again (RecentlyFull) once the booking had a connection."""
 
 
 @dataclass
@@ -227,14 +204,18 @@ class Booking:
         self.tax = tax
         self.clock = clock
         self.policy = policy
-        self.full = RecentlyFull()
+        self.admission = SlotAdmission(per_slot=BOOKINGS_PER_SLOT)
 
-    async def refuse_if_blocked(self, person_id: int, now: datetime) -> None:
+    async def refuse_if_blocked(
+        self, person_id: int, now: datetime, conn: BaseDBAsyncClient | None = None
+    ) -> None:
         days = self.policy.no_show_window_days + self.policy.no_show_block_days
         since = (now - timedelta(days=days)).astimezone(UTC)  # UTC: SQLite compares datetimes as text
-        starts = await Appointment.filter(
-            person_id=person_id, status=NO_SHOW, slot__starts_at__gte=since
-        ).values_list("slot__starts_at", flat=True)
+        starts = (
+            await Appointment.filter(person_id=person_id, status=NO_SHOW, slot__starts_at__gte=since)
+            .using_db(conn)
+            .values_list("slot__starts_at", flat=True)
+        )
         until = blocked_until(list(starts), now, self.policy)  # type: ignore[arg-type]
         if until is not None:
             day, at = shown(until)
@@ -245,23 +226,30 @@ class Booking:
             )
 
     async def book(self, request: BookingRequest) -> AppointmentView:
-        if self.full.recently(request.slot_id):
-            raise SlotFull(slot_id=request.slot_id)
         now = self.clock.now()
-        await self.refuse_if_blocked(request.person_id, now)
         holds: list[TaxHold] = []
-        try:
-            async with in_transaction() as conn:
-                appointment, slot = await self.book_in(conn, request, ref=new_ref(now), now=now, holds=holds)
-        except SlotFull:
-            self.full.saw(request.slot_id)
-            for hold in holds:
-                await self.undo_tax(hold)
-            raise
-        except BaseException:
-            for hold in holds:
-                await self.undo_tax(hold)
-            raise
+        async with self.admission.admitted(request.slot_id):  # SlotFull at once if known full
+            try:
+                async with in_transaction() as conn:
+                    # The wait for a pooled connection can outlast the slot's last seat: asked
+                    # again once there is one, the answer costs no statement.
+                    if self.admission.full.recently(request.slot_id):
+                        raise _StillFull()
+                    await self.refuse_if_blocked(request.person_id, now, conn)
+                    appointment, slot = await self.book_in(
+                        conn, request, ref=new_ref(now), now=now, holds=holds
+                    )
+            except _StillFull:
+                raise SlotFull(slot_id=request.slot_id) from None
+            except SlotFull:
+                self.admission.found_full(request.slot_id)
+                for hold in holds:
+                    await self.undo_tax(hold)
+                raise
+            except BaseException:
+                for hold in holds:
+                    await self.undo_tax(hold)
+                raise
         appointment.slot = slot
         return view_of(appointment)
 
@@ -287,14 +275,13 @@ class Booking:
             request.person_id, request.service, case_ref=request.case_ref, right_id=request.right_id
         )
         free: list[int] = []
-        full: list[int] = []
         stripe = held_stripe
         if not seat_held:
             # A plain read: in a rush most callers are turned away here without a write, and the
             # others try the stripes that looked free first. The conditional update at the end is
             # what guarantees the capacity, not this (seats.py). The stripe to try first is picked
             # now and stored with the row, so the usual winner writes nothing more under the lock.
-            free, full = await free_looking(conn, slot.id)
+            free, _ = await free_looking(conn, slot.id)
             if not free:
                 raise SlotFull(slot_id=slot.id)
             stripe = random.choice(free)  # spreading load, not a secret
@@ -326,7 +313,7 @@ class Booking:
         if not seat_held:  # a waitlist offer holds its seat already (waitlist.py)
             # Last, right before the commit: on PostgreSQL the stripe's row stays locked from this
             # update to the commit, and the other bookers of that stripe queue on the lock.
-            won = await take_seat(conn, slot.id, free, full, first=stripe)
+            won = await take_seat(conn, slot.id, free, first=stripe)
             if won != stripe:  # the first choice filled meanwhile
                 appointment.stripe = won
                 await Appointment.filter(id=appointment.id).using_db(conn).update(stripe=won)

@@ -78,7 +78,7 @@ async def cancel_in(
     slot = appointment.slot
     if not await offer_freed_seat(conn, slot, appointment.stripe, policy=booking.policy, clock=clock):
         await give_back_seat(conn, slot.id, appointment.stripe)
-        booking.full.forget(slot.id)  # this process answers "full" no longer; others within ttl_s
+        booking.admission.freed(slot.id)  # this process answers "full" no longer; others within ttl_s
     push = await OutboxMessage.filter(idempotency_key=f"centre.push:{appointment.ref}").using_db(conn).first()
     await enqueue(
         topic=CENTRE_CANCEL,

@@ -90,25 +90,28 @@ async def take_seat(
     conn: BaseDBAsyncClient,
     slot_id: int,
     free: Sequence[int],
-    full: Sequence[int] = (),
     *,
     first: int | None = None,
 ) -> int:
-    """Take one seat: stripe `first`, then the rest of `free` in a random order, then those of
-    `full`, one conditional update each until one is won; its number is returned. SlotFull if all
-    refuse."""
-    rest = [s for s in free if s != first]
-    random.shuffle(rest)
-    others = [s for s in full if s != first]
-    random.shuffle(others)
-    for stripe in ([first] if first is not None else []) + rest + others:
+    """Take one seat: stripe `first` (else one of `free`), one conditional update, until one is
+    won; its number is returned. After a refusal the stripes are read again (a plain read of what
+    is committed, no lock) and one that still has room and was not tried is next; SlotFull when
+    none is left. So a loser in a rush queues on the lock of a stripe only while that stripe may
+    still have a seat, not on every stripe the slot has."""
+    tried: set[int] = set()
+    candidate = first if first is not None else (random.choice(free) if free else None)
+    while candidate is not None:
         taken = (
-            await SlotStripe.filter(slot_id=slot_id, stripe=stripe, booked__lt=F("capacity"))
+            await SlotStripe.filter(slot_id=slot_id, stripe=candidate, booked__lt=F("capacity"))
             .using_db(conn)
             .update(booked=F("booked") + 1)
         )
         if taken == 1:
-            return stripe
+            return candidate
+        tried.add(candidate)
+        room, _ = await free_looking(conn, slot_id)
+        untried = [s for s in room if s not in tried]
+        candidate = random.choice(untried) if untried else None  # spreading load, not a secret
     raise SlotFull(slot_id=slot_id)
 
 

@@ -123,8 +123,15 @@ def decode(topic: Topic[P], data: Any) -> P:
 _SCALARS: tuple[type, ...] = (str, int, float, bool)
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """A payload class's resolved field types, once: resolving them costs more than decoding a row."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _parts(hint: Any) -> tuple[Any, tuple[Any, ...]]:
