@@ -15,6 +15,7 @@ encrypt/decrypt/blind index as the service calls them.
 from __future__ import annotations
 
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -143,6 +144,7 @@ def certificates(opts: CpuOptions) -> dict[str, Any]:
     verify_offline = _rate(lambda i: offline.verify(urls[i & 255], now), opts.duration_s)
 
     common = _ms(issue_common)
+    ceiling = _openssl_sm2_speed() if signature_algorithm(profile) == "SM2SM3" else None
     return {
         "description": (certificates.__doc__ or "").strip(),
         "profile": profile,
@@ -160,12 +162,27 @@ def certificates(opts: CpuOptions) -> dict[str, Any]:
             "keyring.verify_certificate": verify_token,
             "OfflineVerifier.verify (URL, 1000 revoked serials)": verify_offline,
         },
+        "verify_ceiling": ceiling,
         "targets": {
             "issue_median_ms_below": ISSUE_TARGET_MS,
             "issue_met": common["median_ms"] < ISSUE_TARGET_MS,
             "verify_per_s_at_least": VERIFY_TARGET_PER_S,
             "verify_met": verify_token["per_s"] >= VERIFY_TARGET_PER_S,
         },
+    }
+
+
+def _openssl_sm2_speed(seconds: int = 2) -> dict[str, Any]:
+    """The ceiling of SM2 on this CPU, in the same run: OpenSSL's own C (`openssl speed sm2`, one
+    core), which no Python binding measured (docs/decisions/0006) outruns."""
+    command = ["openssl", "speed", "-seconds", str(seconds), "-mr", "sm2"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    # machine-readable line: +F7:<n>:256:CurveSM2:<sign/s>:<verify/s>
+    fields = next(line for line in out.splitlines() if line.startswith("+F7:")).split(":")
+    return {
+        "command": " ".join(command),
+        "sign_per_s": round(float(fields[4]), 1),
+        "verify_per_s": round(float(fields[5]), 1),
     }
 
 
