@@ -3,18 +3,22 @@
     python -m bench.ceiling_app --port 8099 --database-url sqlite://var/estate.sqlite3
 
 GET /ceiling/json answers a tiny JSON; GET /ceiling/db does one single-row SELECT on the given
-database through Tortoise's connection (aiosqlite or asyncpg, as the API uses). One process,
-one worker, no access log: as `python -m api serve` runs by default. The harness starts it.
+database through Tortoise's connection (aiosqlite or asyncpg, as the API uses); POST /ceiling/db
+does the same after reading a JSON body, as a booking request arrives (bench/rush.py). One process,
+one worker, no access log: as `python -m api serve` runs by default; `--workers N` for the rush,
+whose server runs two. The harness starts it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from functools import partial
 from typing import Any
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
+from sanic.worker.loader import AppLoader
 from tortoise import connections
 
 from config.settings import tortoise_config
@@ -50,6 +54,14 @@ def create_app(database_url: str) -> Sanic:
         )
         return json({"found": len(rows)})
 
+    @app.post("/ceiling/db")
+    async def one_row_posted(request: Request) -> HTTPResponse:
+        body = request.json
+        rows = await connections.get("default").execute_query_dict(
+            request.app.ctx.sql, [request.app.ctx.person_id]
+        )
+        return json({"found": len(rows), "fields": len(body) if isinstance(body, dict) else 0})
+
     return app
 
 
@@ -58,10 +70,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    app = create_app(args.database_url)
-    app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+    if args.workers == 1:
+        app = create_app(args.database_url)
+        app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+        return
+    loader = AppLoader(factory=partial(create_app, args.database_url))
+    app = loader.load()
+    app.prepare(host=args.host, port=args.port, workers=args.workers, access_log=False, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
 
 
 if __name__ == "__main__":

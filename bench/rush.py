@@ -10,7 +10,10 @@ run), mints their access tokens with the server's signing key (no SMS), opens a 
 `--seats` seats released now, then fires one booking per citizen, all at once. It reports the
 attempts per second, latency percentiles, every answer by status and problem code, and counts
 the confirmed bookings in the database (must equal the seats exactly: never more, never fewer
-while demand exceeds them). Results go to bench/results/appointments-rush-<date>.json.
+while demand exceeds them). Then the same burst (client, tokens, body, connections) goes to
+bench/ceiling_app.py with as many workers (`--workers`, 2): the framework, the client and one
+SELECT on this machine, the ceiling the booking is measured against in the same run
+(`--no-ceiling` skips it). Results go to bench/results/appointments-rush-<date>.json.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,6 +34,7 @@ from typing import Any
 import aiohttp
 
 from bench.load import require_loopback
+from bench.scenarios import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DISTRICT = "310151"  # 崇明区: bench persons get sequence numbers the demo never makes
@@ -44,6 +50,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seats", type=int, default=200)
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--service", default=SERVICE)
+    parser.add_argument("--workers", type=int, default=2, help="the server's; the ceiling app gets as many")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the burst against the ceiling app")
     parser.add_argument("--out", type=Path)
     return parser.parse_args(argv)
 
@@ -52,7 +60,8 @@ def _id_numbers(count: int, *, skip: int = 0) -> list[str]:
     """`count` valid ID numbers of the bench district, after the first `skip` (earlier runs')."""
     from services.identifiers import id_check_char
 
-    numbers, day = [], dt.date(1960, 1, 1) + dt.timedelta(days=skip // 100 + 1)
+    numbers: list[str] = []
+    day = dt.date(1960, 1, 1) + dt.timedelta(days=skip // 100 + 1)
     while len(numbers) < count:
         for sequence in range(800, 900):
             first17 = f"{BENCH_DISTRICT}{day:%Y%m%d}{sequence:03d}"
@@ -151,31 +160,31 @@ async def _count(args: argparse.Namespace, slot_id: int) -> dict[str, int]:
         await close_database(ctx)
 
 
-async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> dict[str, Any]:
-    base = args.base_url.rstrip("/")
+async def _burst(
+    url: str, body: dict[str, Any], tokens: list[str], connections: int
+) -> dict[str, Any]:
+    """One POST of `body` per token to `url`, all released at once, at most `connections` open."""
     answers: Counter[str] = Counter()
     latencies: list[float] = []
     by_answer: dict[str, list[float]] = {}
+    timeline: list[tuple[float, float, str]] = []  # (sent, after the release; latency; answer)
     gate = asyncio.Event()
-    limit = asyncio.Semaphore(args.connections)
-    connector = aiohttp.TCPConnector(limit=args.connections, force_close=False)
+    limit = asyncio.Semaphore(connections)
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
 
-    async def book(session: aiohttp.ClientSession, token: str) -> None:
+    async def attempt(session: aiohttp.ClientSession, token: str) -> None:
         await gate.wait()
         async with limit:
             began = time.perf_counter()
             try:
-                async with session.post(
-                    f"{base}/api/v1/me/appointments",
-                    json={"slot_id": slot_id, "service": args.service},
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as response:
-                    body = await response.read()
+                headers = {"Authorization": f"Bearer {token}"}
+                async with session.post(url, json=body, headers=headers) as response:
+                    raw = await response.read()
                     code = ""
                     if response.status >= 400:
                         try:
-                            code = json.loads(body).get("code", "")
+                            code = json.loads(raw).get("code", "")
                         except ValueError:
                             code = "not-json"
                     answer = f"{response.status} {code}".strip()
@@ -184,11 +193,12 @@ async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> d
             answers[answer] += 1
             latencies.append(time.perf_counter() - began)
             by_answer.setdefault(answer, []).append(latencies[-1])
+            timeline.append((began - started, latencies[-1], answer))
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        tasks = [asyncio.create_task(book(session, t)) for t in tokens]
+        tasks = [asyncio.create_task(attempt(session, t)) for t in tokens]
         await asyncio.sleep(0.5)  # every request is waiting at the gate
-        started = time.perf_counter()
+        started = time.perf_counter()  # attempt() reads it once the gate opens
         gate.set()
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
@@ -202,6 +212,7 @@ async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> d
         for answer, v in by_answer.items()
     }
 
+    slowest = sorted(timeline, key=lambda t: -t[1])[:10]
     return {
         "attempts": len(tokens),
         "seconds": round(elapsed, 3),
@@ -209,15 +220,54 @@ async def _burst(args: argparse.Namespace, tokens: list[str], slot_id: int) -> d
         "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
         "answers": dict(answers.most_common()),
         "latency_ms_by_answer": per_answer,
+        "slowest": [
+            {"sent_ms": round(sent * 1000), "latency_ms": round(took * 1000), "answer": answer}
+            for sent, took, answer in slowest
+        ],
     }
+
+
+async def _ceiling(args: argparse.Namespace, tokens: list[str]) -> dict[str, Any]:
+    """The same burst (same client, tokens, body and connections) against bench/ceiling_app.py
+    with as many workers as the server: framework, client and one SELECT, no booking."""
+    from config.settings import load_settings
+
+    database_url = args.database_url or load_settings().database_url
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "bench.ceiling_app",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--workers",
+        str(args.workers),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT)  # noqa: ASYNC220 - started once, before the burst
+    try:
+        await wait_until_up(f"http://127.0.0.1:{port}/ceiling/json", process)
+        body = {"slot_id": 1, "service": args.service}
+        burst = await _burst(f"http://127.0.0.1:{port}/ceiling/db", body, tokens, args.connections)
+        return {"command": " ".join(command[1:]), "route": "POST /ceiling/db", "burst": burst}
+    finally:
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait, 10)
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     require_loopback(args.base_url)
     tokens, slot_id, setup = await _prepare(args)
     print(f"[rush] {setup['citizens']} citizens, slot {slot_id} with {args.seats} seats", flush=True)
-    burst = await _burst(args, tokens, slot_id)
+    url = f"{args.base_url.rstrip('/')}/api/v1/me/appointments"
+    burst = await _burst(url, {"slot_id": slot_id, "service": args.service}, tokens, args.connections)
     counted = await _count(args, slot_id)
+    ceiling = None if args.no_ceiling else await _ceiling(args, tokens)
     only_full = set(burst["answers"]) <= {"201", "409 SLOT_FULL"}
     return {
         "scenario": "appointments-rush",
@@ -226,6 +276,15 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "setup": setup,
         "burst": burst,
         "database": counted,
+        "ceiling": ceiling,
+        "share_of_ceiling": (
+            {
+                "attempts_per_s": round(burst["attempts_per_s"] / ceiling["burst"]["attempts_per_s"], 3),
+                "p99_x": round(burst["latency_ms"]["p99"] / ceiling["burst"]["latency_ms"]["p99"], 2),
+            }
+            if ceiling
+            else None
+        ),
         "targets": {
             "exactly_the_seats_confirmed": counted["confirmed_rows"] == counted["slot_booked"] == args.seats
             and counted["stripes_over_capacity"] == 0,
@@ -242,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or ROOT / "bench" / "results" / f"appointments-rush-{dt.date.today():%Y-%m-%d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("burst", "database", "targets")}, ensure_ascii=False, indent=2))
+    shown = ("burst", "database", "share_of_ceiling", "targets")
+    print(json.dumps({k: report[k] for k in shown}, ensure_ascii=False, indent=2))
     print(f"[rush] written to {out}")
 
 

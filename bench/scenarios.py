@@ -288,7 +288,7 @@ async def signin_me(opts: Options) -> dict[str, Any]:
     return {"setup": setup, "runs": {"GET /api/v1/me": run}}
 
 
-async def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
         while True:
@@ -319,7 +319,7 @@ async def ceiling(opts: Options) -> dict[str, Any]:
     print(f"[bench] starting the ceiling app on {base_url}", flush=True)
     process = subprocess.Popen(command, cwd=ROOT)  # noqa: ASYNC220 - started once, before the load
     try:
-        await _wait_until_up(f"{base_url}/ceiling/json", process)
+        await wait_until_up(f"{base_url}/ceiling/json", process)
         runs = {}
         for path in ("/ceiling/json", "/ceiling/db"):
 

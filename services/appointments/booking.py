@@ -18,8 +18,9 @@ answer never came (timeout) is released by replaying its key and cancelling (`TA
 
 Every booking is told, in its own transaction, to the appointment centre (outbox), the person (SMS
 now, a reminder SMS the day before as a scheduled outbox message, an in-app message); the three
-outbox rows go in with one INSERT. A winner's transaction is seven statements: the slot, its
-stripes, the appointment, the outbox rows and their read-back, the in-app message, the seat.
+outbox rows go in with one INSERT. A winner's transaction is eight statements: the no-show
+check, the slot, its stripes, the appointment, the outbox rows and their read-back, the in-app
+message, the seat.
 """
 
 from __future__ import annotations
