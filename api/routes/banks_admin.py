@@ -1,6 +1,7 @@
 """Administrators onboard banks at run time (issue 14): register a bank, issue or rotate its client
-credentials (the secret is shown once), suspend and reinstate it. The `participating_bank` rows are
-the one source of truth; config/banks.toml only seeds the demo."""
+credentials (the secret is shown once), suspend and reinstate it, choose the MAC its callbacks are
+signed with. The `participating_bank` rows are the one source of truth; config/banks.toml only
+seeds the demo."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from api.openapi import doc
 from api.routes.properties import services
 from api.validation import parse_json
 from services.filings import BankRegistration
-from services.filings.views import BankView, Credentials
+from services.filings.views import BankView, CallbackMac, Credentials
 
 bp = Blueprint("banks_admin", url_prefix="/api/v1/admin/banks")
 
@@ -24,6 +25,10 @@ _NO_STORE = {"Cache-Control": "no-store"}
 _TEXT = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
 _CODE_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,31}$"}
 FilingTypeName = Literal["create", "change", "cancel"]
+_MAC_DESCRIPTION = (
+    "the MAC the bank verifies our callbacks with (hmac-sha256 or hmac-sm3); "
+    "null: the cryptography profile's (HMAC-SHA256 international, HMAC-SM3 national)"
+)
 
 
 class BankIn(BaseModel):
@@ -40,6 +45,15 @@ class BankIn(BaseModel):
         min_length=16, max_length=256, description="agreed with the bank; never shown again"
     )
     adapter: Literal["signed-json-v1", "signed-json-v2"] = "signed-json-v2"
+    callback_mac: CallbackMac | None = Field(default=None, description=_MAC_DESCRIPTION)
+
+
+class BankChange(BaseModel):
+    """The fields an administrator may change after registration; a field left out is kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    callback_mac: CallbackMac | None = Field(default=None, description=_MAC_DESCRIPTION)
 
 
 class BankList(BaseModel):
@@ -68,6 +82,7 @@ async def register_bank(request: Request) -> HTTPResponse:
             filing_types=tuple(body.filing_types),
             daily_quota=body.daily_quota,
             adapter=body.adapter,
+            callback_mac=body.callback_mac,
         )
     )
     return json(view, status=201, headers=_NO_STORE)
@@ -91,6 +106,25 @@ async def list_banks(request: Request) -> HTTPResponse:
 @requires("admin")
 async def get_bank(request: Request, code: str) -> HTTPResponse:
     return json(await services(request).banks.view(code), headers=_NO_STORE)
+
+
+@bp.patch("/<code:str>")
+@doc(
+    summary="Change a participating bank: the MAC of its callbacks",
+    description="Takes effect on the bank's next callback, retries of earlier ones included.",
+    tag="admin",
+    path_params={"code": _CODE_PARAM},
+    body=BankChange,
+    ok=(200, BankView),
+    errors=(403, 404, 422),
+)
+@requires("admin")
+async def change_bank(request: Request, code: str) -> HTTPResponse:
+    body = parse_json(request, BankChange)
+    banks = services(request).banks
+    if "callback_mac" in body.model_fields_set:
+        return json(await banks.set_callback_mac(code, body.callback_mac), headers=_NO_STORE)
+    return json(await banks.view(code), headers=_NO_STORE)
 
 
 @bp.post("/<code:str>/credentials")

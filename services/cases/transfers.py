@@ -376,6 +376,7 @@ async def register(
     kv: Any,
     clock: Clock,
     hotline: str,
+    vault: PiiVault,
 ) -> str:
     """登簿 for a transfer: cancel the mortgages the case cancels, move the right to the buyers under
     a new certificate number, and write one utility transfer (row and outbox message) per utility
@@ -405,6 +406,7 @@ async def register(
         clock=clock,
         hotline=hotline,
         tx=tx,
+        vault=vault,  # a buyer's index from before a profile switch still revokes (revocation.py)
     )
     await _start_utilities(conn, case, right, sellers, buyers, router=router, clock=clock, now=now)
     return certificate
@@ -466,8 +468,11 @@ class TransferKind:
 
     name = TRANSFER
 
-    def __init__(self, *, router: UtilityRouter, kv: Any, clock: Clock, hotline: str) -> None:
+    def __init__(
+        self, *, router: UtilityRouter, kv: Any, clock: Clock, hotline: str, vault: PiiVault
+    ) -> None:
         self.router = router
+        self.vault = vault
         self.kv = kv
         self.clock = clock
         self.hotline = hotline
@@ -494,5 +499,5 @@ class TransferKind:
 
     async def register(self, tx: RegisterTransaction, case: RegistrationCase) -> str | None:
         return await register(
-            tx, case, router=self.router, kv=self.kv, clock=self.clock, hotline=self.hotline
+            tx, case, router=self.router, kv=self.kv, clock=self.clock, hotline=self.hotline, vault=self.vault
         )

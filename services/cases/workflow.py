@@ -89,7 +89,9 @@ class CaseService:
         self.policy = policy or CasePolicy()
         self.kinds: dict[str, CaseKind] = {}
         hotline = self.policy.hotline
-        self.add_kind(transfers.TransferKind(router=utilities, kv=kv, clock=clock, hotline=hotline))
+        self.add_kind(
+            transfers.TransferKind(router=utilities, kv=kv, clock=clock, hotline=hotline, vault=vault)
+        )
         self.add_kind(first.FirstRegistrationKind(kv=kv, clock=clock, hotline=hotline))
         self.add_kind(cancellations.CancellationKind(kv=kv, clock=clock, hotline=hotline))
 

@@ -9,6 +9,22 @@ library that was down at issue time receives the document first and the revocati
 `housing_acquired` is the one function a registration that gives someone housing calls, in its
 own transaction (services/registry/changes/transfers.py today, first registration later). It
 takes the same per-person locks as issuance (eligibility.py explains the race it closes).
+
+Subjects across a profile switch: a certificate subject keeps only an ID number's blind index, and
+`python -m api crypto switch-profile` cannot recompute the index of a household member with no
+person row and no guardianship link at switch time (its `unmapped_subjects`); that row keeps the
+index of the profile it was issued under. So once the database records a finished switch
+(`crypto_state.updated_at`, written only by a switch's last transaction, with `switching_to`
+cleared), revocation matches each person's index under the current profile and under the other
+one, computed from the decrypted ID number, in one `IN` on `certificate_subject.id_number_index`.
+There are two profiles, so every subject index is of the current profile or of the other one,
+whichever way and however many times the database was switched (international -> national ->
+international leaves subjects of the first switch on the current profile, those of the second on
+the other): one legacy index per person is enough. With no finished switch only the current index
+is used: an index of the other profile can then only be another number's, never this person's.
+The per-person locks stay on the current indexes, the ones issuance takes (issuance never computes
+a legacy index). Decrypting needs the vault, which the caller passes: the case workflow gives it
+to the transfer registration (services/cases/transfers.py -> registry register_transfer).
 """
 
 from __future__ import annotations
@@ -25,14 +41,18 @@ from services.certificates.eligibility import RESIDENTIAL, lock_persons
 from services.certificates.models import ISSUED, REVOKED, Certificate
 from services.certificates.topics import ELICENSE_REVOKE, RevokeLicense, store_key
 from services.clock import SHANGHAI, Clock
+from services.crypto.models import STATE_ID, CryptoState
 from services.messages import SMS_SEND, post_message, sms_to_person
 from services.outbox import enqueue
 from services.outbox.models import OutboxMessage
+from services.pii import PiiVault
 from services.registry.models import Person, RealEstateUnit
+from standards.crypto_profile import INTERNATIONAL, NATIONAL, ProfileName
 
 REASON_HOUSING = "申请人或其家庭成员已登记取得住房"
 LICENSE_TYPE = "no_housing_certificate"
 SYSTEM_REGISTRATION = "system:registration"
+_OTHER_PROFILE: dict[str, ProfileName] = {INTERNATIONAL: NATIONAL, NATIONAL: INTERNATIONAL}
 
 
 class NotFiledYet(RuntimeError):
@@ -46,21 +66,30 @@ async def housing_acquired(
     unit: RealEstateUnit,
     person_ids: Sequence[int],
     clock: Clock,
+    vault: PiiVault | None = None,
     reason: str = REASON_HOUSING,
 ) -> list[str]:
     """Revoke every valid certificate that counted one of `person_ids`, who now hold a right on
-    `unit`; nothing when the unit is not housing. Returns the revoked serials."""
+    `unit`; nothing when the unit is not housing. Returns the revoked serials.
+
+    `vault` decrypts the persons' ID numbers to compute their legacy indexes after a profile
+    switch (module docstring); without it only the current indexes are matched, and a subject the
+    switch could not recompute is not found."""
     if unit.use != RESIDENTIAL or not person_ids:
         return []
-    indexes = (
-        await Person.filter(id__in=list(person_ids)).using_db(conn).values_list("id_number_index", flat=True)
+    persons = (
+        await Person.filter(id__in=list(person_ids))
+        .using_db(conn)
+        .values_list("id_number_index", "id_number_enc")
     )
-    await lock_persons(conn, [str(i) for i in indexes])
+    indexes = [str(index) for index, _ in persons]
+    await lock_persons(conn, indexes)
+    legacy = await legacy_profile(conn) if vault is not None else None
+    if legacy is not None and vault is not None:
+        indexes += [vault.blind_index(vault.decrypt(str(enc)), profile=legacy) for _, enc in persons]
     now = clock.now()
     affected = (
-        await Certificate.filter(
-            status=ISSUED, valid_until__gt=now, subjects__id_number_index__in=list(indexes)
-        )
+        await Certificate.filter(status=ISSUED, valid_until__gt=now, subjects__id_number_index__in=indexes)
         .using_db(conn)
         .distinct()
         .order_by("id")
@@ -70,6 +99,15 @@ async def housing_acquired(
         if await revoke_in(conn, cert, reason=reason, by=SYSTEM_REGISTRATION, clock=clock):
             revoked.append(cert.serial)
     return revoked
+
+
+async def legacy_profile(conn: BaseDBAsyncClient) -> ProfileName | None:
+    """The profile a subject index the switch left unconverted is of: the one other than the
+    recorded profile, once a switch has finished; None when none has (module docstring)."""
+    state = await CryptoState.filter(id=STATE_ID).using_db(conn).first()
+    if state is None or state.updated_at is None or state.switching_to is not None:
+        return None
+    return _OTHER_PROFILE.get(state.profile)
 
 
 async def revoke_in(

@@ -17,10 +17,11 @@ Invariants:
 * Indexes that cannot be recomputed, because no ciphertext of their value exists, are kept:
   `access_log.person_index` (the hash chain covers it; an alias row maps the new index to the old,
   services/crypto/models.py) and certificate subjects of household members with no row in the
-  register and no guardianship link (counted as `unmapped_subjects`; revocation no longer finds
-  them, see docs/decisions/0006-national-cryptography.md).
+  register and no guardianship link (counted as `unmapped_subjects`; revocation matches them by
+  their index under the other profile once a switch has finished, services/certificates/revocation.py).
 * The access log moves to the new hash with one marker entry in the switch's last transaction,
-  with `crypto_state.profile`: the chain and the record change together.
+  with `crypto_state.profile`: the chain and the record change together. That transaction alone
+  writes `crypto_state.updated_at`, which is how a reader knows a switch has finished.
 
 Short-lived values are not converted: OTP challenges (five minutes; a code requested before the
 switch no longer matches and the citizen asks again) and Redis rate-limit keys (the counters start

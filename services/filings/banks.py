@@ -10,6 +10,12 @@ it. With the in-process store of a single-process install the same holds; severa
 with their own memory store may serve a suspended bank for at most `status_cache_s`. The bank's
 API clients are deactivated too, so it cannot sign in again.
 
+The callback MAC: a bank verifies our callbacks with one MAC, `hmac-sha256` or `hmac-sm3`
+(integrations/banks/http.py); `callback_mac` is the bank's choice, NULL the cryptography
+profile's. It is read with the rest of the endpoint on every callback, so a change reaches the
+bank's next callback, retries of an earlier one included: the bank must switch its receiver at the
+same time.
+
 Secrets: the callback signing secret is encrypted with the PII vault (context
 `bank_callback_secret`); the client secret is shown once and only its argon2 hash is stored.
 """
@@ -24,7 +30,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from integrations.banks.base import CallbackEndpoint
+from integrations.banks.base import CALLBACK_MACS, CallbackEndpoint
 from integrations.banks.http import ADAPTERS
 from services.clock import Clock
 from services.errors import BankExists, BankNotRegistered, BankSuspended, NotFound, ValidationFailed
@@ -54,6 +60,7 @@ class BankRegistration:
     filing_types: Sequence[str] = FILING_TYPES
     daily_quota: int = 1000
     adapter: str = "signed-json-v2"
+    callback_mac: str | None = None  # one of CALLBACK_MACS; None: the cryptography profile's
 
 
 class BankRegistry:
@@ -110,6 +117,7 @@ class BankRegistry:
                 callback_url=reg.callback_url,
                 callback_secret_enc=self.vault.encrypt(reg.callback_secret, context=VAULT_CONTEXT),
                 adapter=reg.adapter,
+                callback_mac=reg.callback_mac,
                 status=ACTIVE,
                 created_at=now,
                 updated_at=now,
@@ -159,6 +167,19 @@ class BankRegistry:
             await self.kv.delete(_status_key(bank.code))
         return await self.view(code)
 
+    async def set_callback_mac(self, code: str, mac: str | None) -> BankView:
+        """Sign the bank's callbacks with `mac` from the next one on (None: the profile's)."""
+        problem = _mac_problem(mac)
+        if problem:
+            raise ValidationFailed(
+                "银行登记信息不合法：" + problem,
+                "The bank's registration is not valid: " + problem,
+                problems=[problem],
+            )
+        bank = await self._bank(code)
+        await ParticipatingBank.filter(id=bank.id).update(callback_mac=mac, updated_at=self.clock.now())
+        return await self.view(code)
+
     async def view(self, code: str) -> BankView:
         return _view(await self._bank(code), await _client_id(code))
 
@@ -203,6 +224,7 @@ class BankRegistry:
             url=bank.callback_url,
             secret=self.vault.decrypt(bank.callback_secret_enc, context=VAULT_CONTEXT),
             adapter=bank.adapter,
+            mac=bank.callback_mac,
         )
 
     async def _bank(self, code: str) -> ParticipatingBank:
@@ -232,6 +254,7 @@ async def seed_banks(banks: Iterable[Any], *, vault: PiiVault, clock: Clock) -> 
             callback_url=bank.callback_url,
             callback_secret_enc=vault.encrypt(bank.callback_secret, context=VAULT_CONTEXT),
             adapter=bank.adapter,
+            callback_mac=bank.callback_mac,
             status=ACTIVE,
             created_at=now,
             updated_at=now,
@@ -256,7 +279,16 @@ def _problems(reg: BankRegistration, code: str) -> list[str]:
         problems.append("daily_quota: at least 1")
     if reg.adapter not in ADAPTERS:
         problems.append(f"adapter: one of {', '.join(sorted(ADAPTERS))}")
+    mac_problem = _mac_problem(reg.callback_mac)
+    if mac_problem:
+        problems.append(mac_problem)
     return problems
+
+
+def _mac_problem(mac: str | None) -> str | None:
+    if mac is not None and mac not in CALLBACK_MACS:
+        return f"callback_mac: one of {', '.join(sorted(CALLBACK_MACS))}, or null for the profile's"
+    return None
 
 
 def _status_key(code: str) -> str:
@@ -279,6 +311,7 @@ def _view(bank: ParticipatingBank, client_id: str | None) -> BankView:
         daily_quota=bank.daily_quota,
         callback_url=bank.callback_url,
         adapter=bank.adapter,
+        callback_mac=bank.callback_mac,  # type: ignore[arg-type]
         status=bank.status,  # type: ignore[arg-type]
         client_id=client_id,
         created_at=bank.created_at,

@@ -61,6 +61,9 @@ class ParticipatingBank(Model):
     callback_url = fields.CharField(max_length=512)
     callback_secret_enc = fields.CharField(max_length=512)
     adapter = fields.CharField(max_length=32, default="signed-json-v2")
+    # The MAC the bank verifies our callbacks with (integrations/banks/base.py CALLBACK_MACS);
+    # NULL: the cryptography profile's, so a bank that chose none follows a profile switch.
+    callback_mac = fields.CharField(max_length=16, null=True)
     status = fields.CharField(max_length=12, default=ACTIVE)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()

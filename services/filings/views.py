@@ -11,6 +11,7 @@ from pydantic import Field
 
 FilingType = Literal["create", "change", "cancel"]
 FilingStatus = Literal["validating", "rejected", "accepted", "clerk_review", "registered"]
+CallbackMac = Literal["hmac-sha256", "hmac-sm3"]  # integrations/banks/base.py CALLBACK_MACS
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,10 @@ class BankView:
     daily_quota: int
     callback_url: str
     adapter: str
+    callback_mac: Annotated[
+        CallbackMac | None,
+        Field(description="the MAC our callbacks are signed with; null: the cryptography profile's"),
+    ]
     status: Literal["active", "suspended"]
     client_id: Annotated[str | None, Field(description="null until credentials are issued")]
     created_at: datetime

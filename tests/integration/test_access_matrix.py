@@ -635,7 +635,7 @@ async def bank_filing(app: Any, vault: Any) -> Case:
     return Case(path=path, owner=mine.headers, outsiders=[("another bank", other.headers, path)])
 
 
-def admin_bank(suffix: str) -> Builder:
+def admin_bank(suffix: str, body: dict[str, Any] | None = None) -> Builder:
     """Any administrator may manage any participating bank: no outsider of the role exists (other
     roles get 403, anonymous callers 401)."""
 
@@ -643,7 +643,7 @@ def admin_bank(suffix: str) -> Builder:
         async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as client:
             admin = await filing_support.admin_headers(client)
             bank = await filing_support.onboard_bank(client, app, admin)
-        return Case(path=f"/api/v1/admin/banks/{bank.code}{suffix}", owner=admin, outsiders=[])
+        return Case(path=f"/api/v1/admin/banks/{bank.code}{suffix}", owner=admin, outsiders=[], json=body)
 
     return build
 
@@ -718,6 +718,7 @@ ACCESS_TABLE: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/me/cancellations/<case_id:int>"): cancellation_case,
     ("GET", "/api/v1/bank/mortgage-filings/<filing_id:int>"): bank_filing,
     ("GET", "/api/v1/admin/banks/<code:str>"): admin_bank(""),
+    ("PATCH", "/api/v1/admin/banks/<code:str>"): admin_bank("", {"callback_mac": "hmac-sm3"}),
     ("POST", "/api/v1/admin/banks/<code:str>/credentials"): admin_bank("/credentials"),
     ("POST", "/api/v1/admin/banks/<code:str>/suspension"): admin_bank("/suspension"),
     ("DELETE", "/api/v1/admin/banks/<code:str>/suspension"): admin_bank("/suspension"),

@@ -5,8 +5,6 @@ SHA-256 to SM3 with a marker, and nothing in clear afterwards. Runs on the sessi
 
 from __future__ import annotations
 
-import base64
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -14,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
-from config.settings import tortoise_config
 from services import audit
 from services.audit.log import HASH_SWITCH, entry_hash, verify_chain
 from services.audit.models import AccessLogEntry, AccessLogHead
@@ -25,15 +21,13 @@ from services.certificates.models import Certificate, CertificateSubject
 from services.clock import AdjustableClock
 from services.crypto import switch
 from services.crypto.models import CryptoIndexAlias, CryptoState
-from services.db import apply_migrations
 from services.guardianship.models import GuardianshipLink
 from services.outbox.models import OutboxMessage
 from services.pii import PiiVault
 from services.registry.models import Person
 from tests import factories
-from tests.conftest import TEST_DATABASE_URL
 from tests.integration.test_access_log import _tamper
-from tests.support.postgres import scratch_postgres
+from tests.support.profile_databases import international_vault, migrated_database
 from tests.support.tortoise_state import queries_given_back
 
 PERSONS = 240
@@ -43,12 +37,7 @@ NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def intl() -> PiiVault:
-    return PiiVault(
-        key_b64=base64.b64encode(secrets.token_bytes(32)).decode(),
-        blind_index_key=secrets.token_urlsafe(32),
-        sm4_key_b64=base64.b64encode(secrets.token_bytes(16)).decode(),
-        profile="international",
-    )
+    return international_vault()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,26 +52,8 @@ async def _queries_back_on_the_app_database(app: Any) -> AsyncIterator[None]:
 async def database(tmp_path_factory: pytest.TempPathFactory, intl: PiiVault) -> AsyncIterator[Path | None]:
     """A database of this module's own, built by the real migrations under the international
     profile; the SQLite file's path (None on PostgreSQL)."""
-    if TEST_DATABASE_URL:
-        async with scratch_postgres(TEST_DATABASE_URL, prefix="estate_national") as url:
-            async for path in _opened(url, None, intl):
-                yield path
-    else:
-        path = tmp_path_factory.mktemp("national") / "estate.sqlite3"
-        async for p in _opened(f"sqlite://{path}", path, intl):
-            yield p
-
-
-async def _opened(url: str, path: Path | None, intl: PiiVault) -> AsyncIterator[Path | None]:
-    config = tortoise_config(url)
-    await apply_migrations(config, vault=intl)
-    ctx = TortoiseContext()
-    with ctx:
-        await ctx.init(config=config)
-        try:
-            yield path
-        finally:
-            await ctx.close_connections()
+    async with migrated_database(tmp_path_factory, intl, prefix="estate_national") as path:
+        yield path
 
 
 async def _populate(intl: PiiVault, clock: AdjustableClock) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
-from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
 from config.settings import tortoise_config
@@ -40,6 +39,7 @@ from services.outbox.store import (
 )
 from services.outbox.worker import OutboxWorker, backoff_delay
 from tests.support.postgres import scratch_postgres
+from tests.support.tortoise_state import tortoise_for_this_test
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -106,20 +106,6 @@ async def database(migrated: Db) -> AsyncIterator[Db]:
         assert dialect() == migrated.backend
         await OutboxMessage.all().delete()
         yield migrated
-
-
-@asynccontextmanager
-async def tortoise_for_this_test(config: dict[str, Any]) -> AsyncIterator[None]:
-    """Tortoise bound to this test's context (pytest-asyncio carries it from fixture to test), not
-    the process-wide fallback: the session app of tests/conftest.py may hold that, and its
-    in-process outbox worker must not see these databases."""
-    ctx = TortoiseContext()
-    with ctx:
-        await ctx.init(config=config)
-        try:
-            yield
-        finally:
-            await ctx.close_connections()
 
 
 async def _not_called(payload: Numbered, key: str) -> dict[str, Any] | None:

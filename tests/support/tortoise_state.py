@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.context import TortoiseContext
 
 
 @asynccontextmanager
@@ -28,3 +29,17 @@ async def queries_given_back(app: Any) -> AsyncIterator[None]:
         apps = app.services.db.apps
         if apps is not None:
             apps._build_initial_querysets()
+
+
+@asynccontextmanager
+async def tortoise_for_this_test(config: dict[str, Any]) -> AsyncIterator[None]:
+    """Tortoise bound to this test's context (pytest-asyncio carries it from fixture to test), not
+    the process-wide fallback: the session app of tests/conftest.py may hold that, and its
+    in-process outbox worker must not see these databases."""
+    ctx = TortoiseContext()
+    with ctx:
+        await ctx.init(config=config)
+        try:
+            yield
+        finally:
+            await ctx.close_connections()

@@ -13,6 +13,7 @@ from services.certificates import housing_acquired
 from services.clock import Clock
 from services.errors import RegisterStateConflict, ValidationFailed
 from services.kv import KeyValueStore
+from services.pii import PiiVault
 from services.registry.changes._common import (
     DEFAULT_HOTLINE,
     RegisterTransaction,
@@ -56,9 +57,12 @@ async def register_transfer(
     co_ownership: str | None = None,
     hotline: str = DEFAULT_HOTLINE,
     tx: RegisterTransaction | None = None,
+    vault: PiiVault | None = None,
 ) -> Right:
     """转移登记: the right becomes historical and a new right on the unit goes to `new_holders`
-    ((person_id, share) pairs). Old and new holders are alerted.
+    ((person_id, share) pairs). Old and new holders are alerted. `vault` lets revocation match a
+    new holder by the index they had before a crypto-profile switch (certificates/revocation.py);
+    the case workflow passes it.
 
     A seized right cannot be transferred (查封期间不得办理转移登记): RegisterStateConflict with
     `reason="seized"`. Active mortgages and objections follow the unit to the new right (民法典
@@ -104,7 +108,9 @@ async def register_transfer(
             .update(right_id=new.id)
         )
         # New holders of housing lose their no-housing certificates in this same transaction.
-        await housing_acquired(conn, unit=old.unit, person_ids=[pid for pid, _ in shares], clock=clock)
+        await housing_acquired(
+            conn, unit=old.unit, person_ids=[pid for pid, _ in shares], clock=clock, vault=vault
+        )
         await change.alert_holders(
             right_ids=[old.id, new.id],
             unit=old.unit,
