@@ -303,5 +303,12 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _cli_tortoise_config() -> dict[str, Any]:
-    """Used by `python -m tortoise -c config.settings.TORTOISE_ORM`."""
+    """Used by `python -m tortoise -c config.settings.TORTOISE_ORM` (makemigrations and the other
+    Tortoise commands), through the module's `__getattr__`: built when asked, from the environment."""
     return load_settings().tortoise_config()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TORTOISE_ORM":
+        return _cli_tortoise_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -98,10 +98,12 @@ class Slot(Model):
 
     class Meta:
         table = "slot"
+        # The unique constraint's index also serves the look-ups by office and service (a plain
+        # index on the same columns was dropped, migration 0017). starts_at: the bookable slots of
+        # every office (`starts_at > now`) and an office's day of appointments read the few slots
+        # of those days, not every past day's (migration 0015).
         unique_together = (("office_id", "service", "starts_at"),)
-        # starts_at: the bookable slots of every office (`starts_at > now`) and an office's day of
-        # appointments read the few slots of those days, not every past day's (migration 0015).
-        indexes = (Index(fields=("office_id", "service", "starts_at")), Index(fields=("starts_at",)))
+        indexes = (Index(fields=("starts_at",)),)
 
 
 class SlotStripe(Model):
