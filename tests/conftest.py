@@ -78,6 +78,11 @@ def settings(
         migrate_on_start=True,
         outbox_in_process=True,
         outbox_poll_interval_s=0.05,
+        # The session app's feed poller is started (test_ward_link_changes.py checks it is) but
+        # polls once, at start: on a 30 s timer it verified a flagged link at the moment a ward
+        # test's read did, and that test's count of registry calls saw two (a CI run of
+        # 2026-12-04). Tests that need polling run a poller of their own.
+        guardianship_feed_poll_interval_s=3600,
         external_timeout_s=1.0,
         external_retries=1,
         external_backoff_initial_s=0.01,
