@@ -24,8 +24,6 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any
 import aiohttp
 
 from bench.load import require_loopback
-from bench.scenarios import free_port, wait_until_up
+from bench.scenarios import ceiling_app
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DISTRICT = "310151"  # 崇明区: bench persons get sequence numbers the demo never makes
@@ -233,31 +231,10 @@ async def _ceiling(args: argparse.Namespace, tokens: list[str]) -> dict[str, Any
     from config.settings import load_settings
 
     database_url = args.database_url or load_settings().database_url
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "bench.ceiling_app",
-        "--port",
-        str(port),
-        "--database-url",
-        database_url,
-        "--workers",
-        str(args.workers),
-    ]
-    process = subprocess.Popen(command, cwd=ROOT)  # noqa: ASYNC220 - started once, before the burst
-    try:
-        await wait_until_up(f"http://127.0.0.1:{port}/ceiling/json", process)
+    async with ceiling_app(database_url, workers=args.workers) as app:
         body = {"slot_id": 1, "service": args.service}
-        burst = await _burst(f"http://127.0.0.1:{port}/ceiling/db", body, tokens, args.connections)
-        return {"command": " ".join(command[1:]), "route": "POST /ceiling/db", "burst": burst}
-    finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait, 10)
+        burst = await _burst(f"{app.base_url}/ceiling/db", body, tokens, args.connections)
+        return {"command": " ".join(app.command[1:]), "route": "POST /ceiling/db", "burst": burst}
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -303,31 +303,27 @@ async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
             await asyncio.sleep(0.2)
 
 
-async def ceiling(opts: Options) -> dict[str, Any]:
-    """The bare framework on this machine: bench/ceiling_app.py in a subprocess, one worker."""
-    port = opts.ceiling_port or free_port()
+@dataclass(frozen=True)
+class CeilingApp:
+    base_url: str
+    command: list[str]
+    pid: int
+
+
+@contextlib.asynccontextmanager
+async def ceiling_app(database_url: str, *, port: int = 0, workers: int = 1) -> AsyncIterator[CeilingApp]:
+    """bench/ceiling_app.py in a subprocess, answering; stopped (terminated, killed if it must)
+    when the block ends."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "bench.ceiling_app", "--port", str(port), "--database-url", database_url]
+    if workers != 1:
+        command += ["--workers", str(workers)]
     base_url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "bench.ceiling_app",
-        "--port",
-        str(port),
-        "--database-url",
-        opts.database_url,
-    ]
     print(f"[bench] starting the ceiling app on {base_url}", flush=True)
     process = subprocess.Popen(command, cwd=ROOT)  # noqa: ASYNC220 - started once, before the load
     try:
         await wait_until_up(f"{base_url}/ceiling/json", process)
-        runs = {}
-        for path in ("/ceiling/json", "/ceiling/db"):
-
-            def request(i: int, path: str = path) -> tuple[str, str, dict[str, str], Any]:
-                return "GET", path, {}, None
-
-            runs[f"GET {path}"] = await measure(opts, f"ceiling GET {path}", base_url, [process.pid], request)
-        return {"command": " ".join(command), "runs": runs}
+        yield CeilingApp(base_url, command, process.pid)
     finally:
         process.terminate()
         try:
@@ -335,6 +331,19 @@ async def ceiling(opts: Options) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             process.kill()
             await asyncio.to_thread(process.wait, 10)
+
+
+async def ceiling(opts: Options) -> dict[str, Any]:
+    """The bare framework on this machine: bench/ceiling_app.py in a subprocess, one worker."""
+    async with ceiling_app(opts.database_url, port=opts.ceiling_port) as app:
+        runs = {}
+        for path in ("/ceiling/json", "/ceiling/db"):
+
+            def request(i: int, path: str = path) -> tuple[str, str, dict[str, str], Any]:
+                return "GET", path, {}, None
+
+            runs[f"GET {path}"] = await measure(opts, f"ceiling GET {path}", app.base_url, [app.pid], request)
+        return {"command": " ".join(app.command), "runs": runs}
 
 
 # --- my properties (docs/properties.md) -----------------------------------------------------------
