@@ -67,7 +67,16 @@ def _key() -> str:
     return str(uuid.uuid4())
 
 
-async def _send(sim: BankCallbackSimulator, bank: BankConfig | CallbackEndpoint, *, default_mac: str) -> None:
+async def _deliver(
+    bank: BankConfig | CallbackEndpoint,
+    url: str,
+    *,
+    default_mac: str,
+    filing_ref: str,
+    status: str,
+    detail: str,
+) -> None:
+    """One callback through the bank's adapter, as the outbox handler sends it, to `url`."""
     endpoint = endpoint_of(bank)
     async with aiohttp.ClientSession() as session:
         sender = ADAPTERS[endpoint.adapter](
@@ -75,10 +84,17 @@ async def _send(sim: BankCallbackSimulator, bank: BankConfig | CallbackEndpoint,
             session=session,
             timeout_s=2,
             retry=RetryPolicy.none(),
-            callback_url=f"{sim.base_url}/{endpoint.bank_code}/callback",
+            callback_url=url,
             default_mac=default_mac,
         )
-        await sender.send(_key(), "MF-1", "registered", None, "已登簿")
+        await sender.send(_key(), filing_ref, status, None, detail)
+
+
+async def _send(sim: BankCallbackSimulator, bank: BankConfig | CallbackEndpoint, *, default_mac: str) -> None:
+    url = f"{sim.base_url}/{endpoint_of(bank).bank_code}/callback"
+    await _deliver(
+        bank, url, default_mac=default_mac, filing_ref="MF-1", status="registered", detail="已登簿"
+    )
 
 
 @pytest.mark.parametrize("code", ["sm3-v1", "sm3-v2"])
@@ -158,16 +174,10 @@ async def _captured(bank: BankConfig, *, default_mac: str) -> tuple[bytes, dict[
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with aiohttp.ClientSession() as session:
-            sender = ADAPTERS[bank.adapter](
-                bank,
-                session=session,
-                timeout_s=2,
-                retry=RetryPolicy.none(),
-                callback_url=f"http://127.0.0.1:{port}/cb",
-                default_mac=default_mac,
-            )
-            await sender.send(_key(), "MF-9", "refused", None, "材料不全")
+        url = f"http://127.0.0.1:{port}/cb"
+        await _deliver(
+            bank, url, default_mac=default_mac, filing_ref="MF-9", status="refused", detail="材料不全"
+        )
     finally:
         await runner.cleanup()
     return seen[0]
