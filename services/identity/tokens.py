@@ -3,9 +3,10 @@
 The cryptography profile (`ESTATE_CRYPTO_PROFILE`, standards/crypto_profile.py) chooses the
 algorithm of the key that signs: `international` Ed25519 (JOSE `EdDSA`), `national` SM2 with SM3
 (`SM2SM3`, our name; no JOSE algorithm is registered for SM2). PyJWT knows no SM2, so both
-algorithms are registered on a PyJWS instance of this signer's own (`access_token_jws`), backed by
-the profile module's keys; PyJWT's global functions are left as they are, so nothing else in the
-process accepts `SM2SM3`, and this instance accepts nothing but the two (no `none`, no HS256).
+algorithms are registered on a PyJWS instance of this signer's own (`access_token_jws`, under a
+PyJWT of its own that checks the claims), backed by the profile module's keys; PyJWT's global
+functions are left as they are, so nothing else in the process accepts `SM2SM3`, and this
+instance accepts nothing but the two (no `none`, no HS256).
 
 Invariant: the header's `alg` must equal the algorithm of the key its `kid` names, and the key
 is handed to PyJWS for that algorithm only (which checks it again), so a token is never checked
@@ -111,6 +112,15 @@ def access_token_jws() -> jwt.PyJWS:
     return jws
 
 
+def _access_token_jwt() -> jwt.PyJWT:
+    """PyJWT's claims handling (encoding, required claims, audience, issuer, `sub` and `jti`
+    types) over `access_token_jws()`. PyJWT takes no JWS as an argument; it holds one as `_jws`,
+    which is how its own module-level object is wired to the global PyJWS (jwt/api_jwt.py)."""
+    token_jwt = jwt.PyJWT()
+    token_jwt._jws = access_token_jws()
+    return token_jwt
+
+
 def kid_of(public_key: VerifyingKey) -> str:
     """SHA-256 of the raw key (Ed25519: 32 bytes; SM2: 04 || x || y), 16 hex digits. A name, not a
     security function, so SHA-256 under both profiles: an Ed25519 key keeps the kid it always had."""
@@ -157,7 +167,7 @@ class TokenSigner:
         self._audience = audience
         self._ttl = timedelta(seconds=ttl_s)
         self._clock = clock
-        self._jws = access_token_jws()
+        self._jwt = _access_token_jwt()
         public = self._private_key.public_key()
         self.kid = kid_of(public)
         self._public_keys: dict[str, VerifyingKey] = {}
@@ -235,11 +245,9 @@ class TokenSigner:
         return self._encode(payload), exp
 
     def _encode(self, payload: dict[str, Any]) -> str:
-        """The claims as they are, signed with the current key: the bytes PyJWT's `jwt.encode`
-        makes (sorted header, compact JSON)."""
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        key: Any = self._private_key  # PyJWS types name cryptography's keys; ours go to our Algorithm
-        return self._jws.encode(body, key, algorithm=self.algorithm, headers={"kid": self.kid})
+        """The claims as they are, signed with the current key."""
+        key: Any = self._private_key  # PyJWT types name cryptography's keys; ours go to our Algorithm
+        return self._jwt.encode(payload, key, algorithm=self.algorithm, headers={"kid": self.kid})
 
     def verify(self, token: str) -> Principal:
         """Check signature, audience, issuer and times. A token seen before skips the signature
@@ -266,7 +274,7 @@ class TokenSigner:
 
     def _verify_uncached(self, token: str) -> tuple[Principal, int]:
         try:
-            header = self._jws.get_unverified_header(token)
+            header = jwt.get_unverified_header(token)  # parsing only: no algorithm is involved
         except jwt.PyJWTError as exc:
             raise TokenInvalid(reason="malformed") from exc
         alg = header.get("alg")
@@ -278,15 +286,24 @@ class TokenSigner:
         if alg != key.algorithm:
             raise TokenInvalid(reason="algorithm")
         try:
-            body = self._jws.decode(token, cast(Any, key), algorithms=[key.algorithm])
-            claims = json.loads(body)
+            claims = self._jwt.decode(
+                token,
+                cast(Any, key),
+                algorithms=[key.algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                # Time claims are checked below against the injected clock, not the wall clock.
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
         except (jwt.PyJWTError, ValueError, RecursionError) as exc:
             raise TokenInvalid(reason="invalid") from exc
-        if not self._claims_valid(claims):
-            raise TokenInvalid(reason="invalid")
         if not isinstance(claims["exp"], int) or not isinstance(claims["iat"], int):
             raise TokenInvalid(reason="invalid")
-        # Against the injected clock, not the wall clock (PyJWS checks no claim).
         self._check_times(exp=claims["exp"], iat=claims["iat"])
         principal = Principal(
             subject=claims["sub"],
@@ -301,20 +318,6 @@ class TokenSigner:
             session_id=claims.get("sid"),
         )
         return principal, claims["iat"]
-
-    def _claims_valid(self, claims: Any) -> bool:
-        """Every required claim, ours as issuer, us among the audience; `sub` and `jti` strings."""
-        if not isinstance(claims, dict) or any(name not in claims for name in REQUIRED_CLAIMS):
-            return False
-        audience = claims["aud"]
-        audiences = [audience] if isinstance(audience, str) else audience
-        return (
-            isinstance(audiences, list)
-            and self._audience in audiences
-            and claims["iss"] == self._issuer
-            and isinstance(claims["sub"], str)
-            and isinstance(claims["jti"], str)
-        )
 
     def jwks(self) -> dict[str, Any]:
         """RFC 7517 JWK Set of every key that verifies, the current one first, each with its `alg`."""
